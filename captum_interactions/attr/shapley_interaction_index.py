@@ -1,0 +1,162 @@
+"""Captum-style Shapley Interaction Index (SII) for cross-modal feature pairs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from captum.log import log_usage
+from torch import Tensor
+
+from captum_interactions.attr._pair_attribution import (
+    PairAttribution,
+    check_positive_int,
+    symmetric_output,
+)
+from captum_interactions.estimators.exact import exact_sii
+from captum_interactions.estimators.sii_sampling import estimate_sii
+from captum_interactions.estimators.size_plan import plan_sizes
+from captum_interactions.perturbation.target import TargetType
+from captum_interactions.players import PairsType
+from captum_interactions.removal import BaselineInput, RemovalOperator
+
+METHODS = ("sampling", "exact")
+
+
+class ShapleyInteractionIndex(PairAttribution):
+    r"""Shapley Interaction Index (Grabisch & Roubens, 1999) of feature pairs.
+
+    For players i, j (tokens, patches or any Captum ``feature_mask`` group) of one example,
+
+    .. math::
+        SII(i, j) = \sum_{S \subseteq N \setminus \{i,j\}} \frac{|S|!\,(n-|S|-2)!}{(n-1)!}
+        \big[v(S \cup \{i,j\}) - v(S \cup \{i\}) - v(S \cup \{j\}) + v(S)\big],
+
+    where v(S) is the model output selected by ``target`` with only the players in S present.
+    SII > 0 marks **synergy** (complementary evidence), SII < 0 substitution.
+
+    The default ``method="sampling"`` is a stratified, cross-fitted control-variate estimator:
+    the border coalition sizes are enumerated exactly, the other sizes sampled with a fixed
+    allocation, and a linear surrogate (per-size intercepts plus one slope per player, fitted on
+    held-out replicates) is subtracted before a Horvitz-Thompson pass in which every evaluated
+    coalition updates every pair through one matrix product. It is unbiased, reproducible from
+    ``seed``, independent of ``perturbations_per_eval`` and reports standard errors from 16
+    independent replicates. ``docs/estimators.md`` compares it with the alternatives.
+    ``method="exact"`` enumerates all 2^F coalitions (at most
+    :data:`~captum_interactions.estimators.exact.MAX_EXACT_PLAYERS` players).
+
+    Args:
+        forward_func (Callable): the model or any function returning one row of outputs per
+            input row, e.g. ``model(text_tokens, image_patches) -> logits``.
+
+    Examples::
+
+        >>> # model(text (B, T, H), image (B, P, H)) -> (B, C) logits
+        >>> sii = ShapleyInteractionIndex(model)
+        >>> values, stderr = sii.attribute((text, image), target=3, n_samples=2048,
+        ...                                return_stderr=True, seed=0)
+        >>> values.shape  # (B, T + P, T + P); token t and patch p are players t and T + p
+        torch.Size([2, 24, 24])
+    """
+
+    @log_usage()
+    def attribute(  # type: ignore[override]
+        self,
+        inputs: Tensor | tuple[Tensor, ...],
+        baselines: BaselineInput = None,
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        feature_mask: Tensor | tuple[Tensor, ...] | None = None,
+        n_samples: int = 2048,
+        perturbations_per_eval: int = 256,
+        show_progress: bool = False,
+        *,
+        pairs: PairsType = "cross",
+        method: str = "sampling",
+        removal: str | RemovalOperator = "baseline",
+        return_stderr: bool = False,
+        seed: int = 0,
+        control_variate: str = "auto",
+        paired: bool = True,
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        r"""Estimate the SII of the requested pairs for every example.
+
+        Args:
+            inputs (Tensor or tuple[Tensor, ...]): one tensor per modality, batch first, e.g.
+                text tokens (B, T, H) and image patches (B, P, H). Each example is explained
+                on its own.
+            baselines (scalar, Tensor or tuple, optional): values that replace absent features
+                (Captum semantics: a scalar, a tensor broadcastable to the input such as a
+                per-modality mean token (H,), or one entry per input). Default: 0.
+                Must be ``None`` with ``removal="presence"``.
+            target (int, tuple, Tensor or list, optional): Captum ``TargetType``: the output
+                index whose value is explained, for all examples or one per example. Needed
+                whenever the forward output has more than one value per example.
+            additional_forward_args (Any, optional): extra forward arguments after the inputs;
+                tensors with a batch dimension are repeated for every coalition.
+            feature_mask (Tensor or tuple[Tensor, ...], optional): integer player ids per input
+                (Captum semantics; the same id in two inputs is one player). Default: each
+                position along dim 1 of each input is one player, ids consecutive across
+                inputs. For images or flat vectors see :func:`patch_grid_mask` and
+                :func:`group_mask`.
+            n_samples (int, optional): model rows (coalitions evaluated) per example; never
+                exceeded. The sampler needs at least 3F - 1. Ignored by ``method="exact"``,
+                which evaluates 2^F. Default: 2048.
+            perturbations_per_eval (int, optional): coalitions per example in one forward
+                call (the forward batch holds ``perturbations_per_eval * B`` rows, as in
+                Captum). Results do not depend on it. Default: 256.
+            show_progress (bool, optional): show a progress bar. Default: False.
+            pairs (str or Tensor, optional): ``"cross"`` (players in different inputs),
+                ``"all"``, or a (P, 2) tensor of player ids. Default: ``"cross"``.
+            method (str, optional): ``"sampling"`` or ``"exact"``. Default: ``"sampling"``.
+            removal (str or RemovalOperator, optional): ``"baseline"`` replaces absent
+                features by ``baselines``; ``"presence"`` passes the inputs unchanged and
+                calls ``forward_func(..., presence=(p_1, ..., p_M))`` with one boolean tensor
+                (rows, T_m) per input, True where the token is present (the model drops the
+                others, e.g. as attention key-padding). Default: ``"baseline"``.
+            return_stderr (bool, optional): also return standard errors. Default: False.
+            seed (int, optional): seed of the coalition sampler. Default: 0.
+            control_variate (str, optional): ``"auto"`` (default), ``"quadratic"``,
+                ``"linear"``, ``"size"`` or ``"none"``: the surrogate subtracted before
+                sampling (``"auto"``: quadratic up to 32 players, linear above); see
+                ``docs/estimators.md``.
+            paired (bool, optional): sample each coalition with its complement. Default: True.
+
+        Returns:
+            *Tensor* or (*Tensor*, *Tensor*):
+            - **values** (B, F, F): symmetric SII over player ids, zero diagonal, zero for
+              pairs not requested, in the forward output's dtype.
+            - **stderr** (B, F, F), only if ``return_stderr``: standard errors of the values
+              (zero in exact mode).
+        """
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
+        n_samples = check_positive_int("n_samples", n_samples)
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise TypeError(f"seed must be an int, got {type(seed).__name__}.")
+        _, players, requested, evaluator = self._setup(
+            inputs, baselines=baselines, target=target,
+            additional_forward_args=additional_forward_args, feature_mask=feature_mask,
+            pairs=pairs, removal=removal, perturbations_per_eval=perturbations_per_eval,
+            show_progress=show_progress, total=None, desc="SII coalitions",
+        )
+        n = players.n_players
+        try:
+            if method == "exact":
+                evaluator.expect(2**n)
+                raw = exact_sii(evaluator)
+                err = torch.zeros_like(raw)
+            else:
+                plan_sizes(n, n_samples)  # fails early, with the minimum budget, if too small
+                evaluator.expect(n_samples)
+                estimate = estimate_sii(
+                    evaluator, n_samples, seed=seed, control_variate=control_variate,
+                    paired=paired,
+                )
+                raw, err = estimate.values, estimate.stderr
+        finally:
+            evaluator.close()
+        values = symmetric_output(raw, requested, evaluator.output_dtype)
+        if return_stderr:
+            return values, symmetric_output(err, requested, evaluator.output_dtype)
+        return values

@@ -1,0 +1,138 @@
+"""Cross-fitted control variates for SII sampling.
+
+The sampler only samples interior sizes t = 2..n-2 (all four cells of every pair exist there).
+For a surrogate game g(T) = a_{|T|} + Σ_k β_k [k ∈ T] + Σ_{k<l} ψ_kl [k, l ∈ T], the SII
+contribution of one interior size is the same for every t and known in closed form:
+
+* per-size intercepts and linear terms contribute exactly 0;
+* ψ contributes (ψ_ij - Σ_{l∉ij}(ψ_il + ψ_jl)/(n-2) + 2 Σ_{k<l, {k,l}∩{i,j}=∅} ψ_kl /
+  ((n-2)(n-3))) / (n-1).
+
+So SII(v) on the sampled sizes = (their number) × that + SII(v - g), and the second term is
+estimated on the residual, whose variance is much smaller: the main effects (linear) and
+pairwise effects (quadratic) of all other players are gone. g is fitted once per replicate on
+the *other* replicates (leave-one-replicate-out), so it never depends on the rows it corrects
+and the estimator stays unbiased.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+MODES = ("quadratic", "linear", "size", "none")
+
+
+def pair_index(n: int, device: torch.device) -> Tensor:
+    """(2, n(n-1)/2) indices of the pairs k < l."""
+    return torch.triu_indices(n, n, offset=1, device=device)
+
+
+class ReplicateRegression:
+    """Streams per-replicate sufficient statistics and fits leave-one-replicate-out surrogates.
+
+    Args:
+        n_replicates: R.
+        n_players: n (sizes run over 0..n).
+        batch_size: B.
+        device: where statistics live (float64).
+        mode: ``"quadratic"`` (per-size intercepts, player slopes and pair terms),
+            ``"linear"`` (intercepts and slopes), ``"size"`` (intercepts) or ``"none"``.
+    """
+
+    def __init__(
+        self, n_replicates: int, n_players: int, batch_size: int, device: torch.device,
+        mode: str = "linear",
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"control_variate must be one of {MODES}, got {mode!r}.")
+        r, n, b = n_replicates, n_players, batch_size
+        self.mode = mode
+        self.n_replicates, self.n_players, self.batch_size = r, n, b
+        self.pairs = pair_index(n, device) if mode == "quadratic" else None
+        p = {"quadratic": n + n * (n - 1) // 2, "linear": n}.get(mode, 0)
+        self.n_features = p
+        f64 = dict(dtype=torch.float64, device=device)
+        self.count = torch.zeros(r, n + 1, **f64)
+        self.sum_v = torch.zeros(r, n + 1, b, **f64)
+        self.sum_x = torch.zeros(r, n + 1, p, **f64)
+        self.gram = torch.zeros(r, p, p, **f64)
+        self.cross = torch.zeros(r, b, p, **f64)
+
+    def features(self, present: Tensor) -> Tensor:
+        """(rows, n) bool -> (rows, p) float64 regression features."""
+        z = present.to(torch.float64)
+        if self.pairs is None:
+            return z if self.n_features else z[:, :0]
+        return torch.cat([z, z[:, self.pairs[0]] * z[:, self.pairs[1]]], dim=1)
+
+    def add(self, replicate: Tensor, size: Tensor, present: Tensor, values: Tensor) -> None:
+        """Add rows: replicate (rows,), size (rows,), present (rows, n), values (rows, B)."""
+        if self.mode == "none":
+            return
+        v = values.to(torch.float64)
+        key = replicate * (self.n_players + 1) + size
+        self.count.view(-1).index_add_(0, key, torch.ones_like(v[:, 0]))
+        self.sum_v.view(-1, self.batch_size).index_add_(0, key, v)
+        if not self.n_features:
+            return
+        x = self.features(present)
+        self.sum_x.view(-1, self.n_features).index_add_(0, key, x)
+        self.cross.index_add_(0, replicate, v.unsqueeze(2) * x.unsqueeze(1))
+        # Rows come grouped by replicate, so a block holds only a few segments.
+        reps, lengths = torch.unique_consecutive(replicate, return_counts=True)
+        for rep, part in zip(reps.tolist(), torch.split(x, lengths.tolist()), strict=False):
+            self.gram[rep] += part.t() @ part
+
+    def fit(self, ridge: float = 1e-3) -> tuple[Tensor, Tensor]:
+        """Leave-one-replicate-out fits, centred within each size.
+
+        Returns:
+            intercept (R, n + 1, B) and slopes (R, p, B) of g_r for each replicate r.
+        """
+        r, b = self.n_replicates, self.batch_size
+        loo = lambda stat: stat.sum(0, keepdim=True) - stat  # noqa: E731
+        count = loo(self.count)
+        safe = count.clamp_min(1.0).unsqueeze(2)
+        mean_v = loo(self.sum_v) / safe
+        slopes = torch.zeros(r, self.n_features, b, dtype=torch.float64, device=count.device)
+        if self.n_features:
+            sum_x = loo(self.sum_x)
+            scaled = sum_x / safe.sqrt()
+            a = loo(self.gram) - scaled.transpose(1, 2) @ scaled
+            rhs = loo(self.cross) - torch.einsum("rtb,rtf->rbf", mean_v, sum_x)
+            scale = a.diagonal(dim1=1, dim2=2).mean(1).clamp_min(1e-12)
+            eye = torch.eye(self.n_features, dtype=torch.float64, device=a.device)
+            slopes = torch.linalg.solve(a + (ridge * scale).view(-1, 1, 1) * eye,
+                                        rhs.transpose(1, 2))
+            mean_v = mean_v - (sum_x / safe) @ slopes
+        intercept = torch.where(count.unsqueeze(2) > 0, mean_v, torch.zeros_like(mean_v))
+        return intercept, slopes
+
+    def fitted(self, intercept: Tensor, slopes: Tensor, replicate: Tensor, size: Tensor,
+               present: Tensor) -> Tensor:
+        """g_r(T) for rows of replicate ``replicate``: (rows, B)."""
+        out = intercept[replicate, size]
+        if self.n_features:
+            out = out + torch.einsum("rf,rfb->rb", self.features(present), slopes[replicate])
+        return out
+
+    def sii_per_size(self, slopes: Tensor) -> Tensor:
+        """SII of g_r on one interior size, for every replicate: (R, B, n, n)."""
+        r, b, n = self.n_replicates, self.batch_size, self.n_players
+        out = torch.zeros(r, b, n, n, dtype=torch.float64, device=slopes.device)
+        if self.pairs is None:
+            return out
+        psi = out.clone()
+        coef = slopes[:, n:].transpose(1, 2)  # (R, B, n(n-1)/2)
+        psi[:, :, self.pairs[0], self.pairs[1]] = coef
+        psi = psi + psi.transpose(2, 3)
+        row = psi.sum(3)  # Σ_l ψ_il
+        total = coef.sum(2)  # Σ_{k<l} ψ_kl
+        touching = row.unsqueeze(3) + row.unsqueeze(2) - psi  # pairs meeting {i, j}
+        one_shared = touching - psi  # ... other than {i, j} itself
+        out = psi - one_shared / (n - 2)
+        if n > 3:
+            disjoint = total.view(r, b, 1, 1) - touching
+            out = out + 2 * disjoint / ((n - 2) * (n - 3))
+        return out / (n - 1)

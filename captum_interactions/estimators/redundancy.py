@@ -1,0 +1,135 @@
+"""Redundancy Gap estimators: quartets of coalitions per candidate pair.
+
+RG(i, j) = E_{S~p}[ clip(-Δ_ij(S), 0, max(0, min(Δ_i(S), Δ_j(S)))) ] is not linear in v, so a
+coalition cannot be shared between pairs the way SII shares it; every sample is a quartet
+(S, S∪i, S∪j, S∪ij) for one pair, and the cost is linear in the number of candidate pairs.
+The size |S| is stratified over 0..n-2 (the SII size distribution p), S uniform given its size.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from captum_interactions.estimators.coalitions import block_generator
+from captum_interactions.perturbation.engine import CoalitionEvaluator
+
+UNIT_BLOCK = 128
+
+
+def redundancy_from_quartet(v00: Tensor, v10: Tensor, v01: Tensor, v11: Tensor) -> Tensor:
+    """clip(-Δ_ij, 0, max(0, min(Δ_i, Δ_j))) elementwise."""
+    delta_i = v10 - v00
+    delta_j = v01 - v00
+    delta_ij = v11 - v10 - v01 + v00
+    cap = torch.minimum(delta_i, delta_j).clamp_min(0.0)
+    return torch.minimum((-delta_ij).clamp_min(0.0), cap)
+
+
+def _quartets(base: Tensor, pairs: Tensor) -> Tensor:
+    """base (U, B, n) coalitions without i, j; pairs (U, B, 2) -> (4U, B, n) rows ordered
+    S, S∪i, S∪j, S∪ij for each unit."""
+    with_i = base.clone()
+    with_i.scatter_(2, pairs[..., :1], True)
+    with_j = base.clone()
+    with_j.scatter_(2, pairs[..., 1:], True)
+    with_ij = with_i.clone()
+    with_ij.scatter_(2, pairs[..., 1:], True)
+    return torch.stack([base, with_i, with_j, with_ij], dim=1).flatten(0, 1)
+
+
+def sampled_redundancy(
+    evaluator: CoalitionEvaluator, pairs: Tensor, quartets_per_pair: int, *, seed: int
+) -> tuple[Tensor, Tensor]:
+    """Sampled-context RG for per-example pairs (B, P, 2): returns mean and stderr, (B, P)."""
+    n = evaluator.players.n_players
+    batch, n_pairs = pairs.shape[0], pairs.shape[1]
+    device = evaluator.device
+    q = quartets_per_pair
+    n_units = n_pairs * q
+    total = torch.zeros(batch, n_pairs, dtype=torch.float64, device=device)
+    total_sq = torch.zeros_like(total)
+    units_per_eval = max(1, evaluator.perturbations_per_eval // 4)
+    for start in range(0, n_units, units_per_eval):
+        stop = min(start + units_per_eval, n_units)
+        unit = torch.arange(start, stop, device=device)
+        pair_idx = unit // q
+        stratum = (unit % q).double()
+        keys, jitter = _unit_randomness(seed, start, stop, n, device)
+        size = ((stratum + jitter) * (n - 1) / q).floor().long().clamp_max(n - 2)
+        unit_pairs = pairs[:, pair_idx].transpose(0, 1)  # (U, B, 2)
+        keys = keys.unsqueeze(1).expand(-1, batch, -1).clone()
+        keys.scatter_(2, unit_pairs, 2.0)  # i and j sort last: never in S
+        ranks = keys.argsort(dim=2).argsort(dim=2)
+        base = ranks < size.view(-1, 1, 1)
+        values = evaluator.evaluate(_quartets(base, unit_pairs), offset=4 * start)
+        v = values.view(stop - start, 4, batch)
+        rg = redundancy_from_quartet(v[:, 0], v[:, 1], v[:, 2], v[:, 3])  # (U, B)
+        total.index_add_(1, pair_idx, rg.t())
+        total_sq.index_add_(1, pair_idx, (rg * rg).t())
+    mean = total / q
+    var = (total_sq / q - mean * mean).clamp_min(0.0) * (q / max(q - 1, 1))
+    return mean, (var / q).sqrt()
+
+
+def _unit_randomness(
+    seed: int, start: int, stop: int, n: int, device: torch.device
+) -> tuple[Tensor, Tensor]:
+    """Keys (U, n) and size jitter (U,) for units start..stop-1, drawn in fixed blocks."""
+    first, last = start // UNIT_BLOCK, (stop - 1) // UNIT_BLOCK
+    keys, jitter = [], []
+    for block in range(first, last + 1):
+        gen = block_generator(seed, block, device)
+        keys.append(torch.rand(UNIT_BLOCK, n, generator=gen, device=device))
+        jitter.append(torch.rand(UNIT_BLOCK, generator=gen, device=device, dtype=torch.float64))
+    offset = first * UNIT_BLOCK
+    lo, hi = start - offset, stop - offset
+    return torch.cat(keys)[lo:hi], torch.cat(jitter)[lo:hi]
+
+
+def full_context_redundancy(evaluator: CoalitionEvaluator, pairs: Tensor) -> Tensor:
+    """RG with S = N∖{i, j} (deletion from the full input): (B, P)."""
+    n = evaluator.players.n_players
+    batch, n_pairs = pairs.shape[0], pairs.shape[1]
+    device = evaluator.device
+    v_full = evaluator.full().to(torch.float64)
+    full = torch.ones(n_pairs, batch, n, dtype=torch.bool, device=device)
+    unit_pairs = pairs.transpose(0, 1)
+    base = full.clone()
+    base.scatter_(2, unit_pairs, False)
+    rows = _quartets(base, unit_pairs).view(n_pairs, 4, batch, n)[:, :3].flatten(0, 1)
+    values = evaluator.evaluate(rows).view(n_pairs, 3, batch)
+    rg = redundancy_from_quartet(values[:, 0], values[:, 1], values[:, 2], v_full.unsqueeze(0))
+    return rg.t()
+
+
+def exact_redundancy(table: Tensor, pairs: Tensor, n: int) -> Tensor:
+    """Sampled-context RG by enumeration from a value table (2^n, B): (B, P)."""
+    pair_chunk = max(1, 2**22 // 2**n)  # bounds the (pairs, 2^n) work tensors
+    device = table.device
+    batch, n_pairs = pairs.shape[0], pairs.shape[1]
+    codes = torch.arange(2**n, device=device)
+    popcount = ((codes.unsqueeze(1) >> torch.arange(n, device=device)) & 1).sum(1)
+    weight_of_size = torch.tensor(
+        [1.0 / ((n - 1) * math.comb(n - 2, s)) if s <= n - 2 else 0.0 for s in range(n + 1)],
+        dtype=torch.float64, device=device,
+    )
+    out = torch.zeros(batch, n_pairs, dtype=torch.float64, device=device)
+    for b in range(batch):
+        for lo in range(0, n_pairs, pair_chunk):
+            bit_i = 1 << pairs[b, lo : lo + pair_chunk, 0]
+            bit_j = 1 << pairs[b, lo : lo + pair_chunk, 1]
+            free = ((codes.unsqueeze(0) & (bit_i | bit_j).unsqueeze(1)) == 0).double()
+            s_codes = codes.unsqueeze(0)
+            col = table[:, b]
+            rg = redundancy_from_quartet(
+                col[s_codes.expand_as(free)],
+                col[s_codes | bit_i.unsqueeze(1)],
+                col[s_codes | bit_j.unsqueeze(1)],
+                col[s_codes | (bit_i | bit_j).unsqueeze(1)],
+            )
+            w = weight_of_size[popcount].unsqueeze(0) * free
+            out[b, lo : lo + pair_chunk] = (rg * w).sum(1)
+    return out

@@ -1,0 +1,191 @@
+"""Stratified, paired, cross-fitted control-variate estimator of pairwise SII (the default).
+
+* Sizes 0, 1, n-1, n, and any size the budget covers, are enumerated: their contribution is
+  exact.
+* Every other size gets a fixed number of sampling *units* (Neyman-style allocation), split
+  into R independent replicates. With ``paired=True`` (default) a unit is a uniform coalition T
+  of size t <= n/2 together with its complement N∖T. Because h_{n-t}(2-k) = h_t(k), the unit
+  enters the estimator through the symmetrised value w(T) = v(T) + v(N∖T), in which every
+  odd-order Möbius term of degree 3 becomes quadratic in T.
+* Each unit updates every pair through one matrix product (:mod:`.sii_kernel`), applied to the
+  residual of a surrogate fitted on the other replicates (:mod:`.control_variate`), plus the
+  surrogate's own closed-form SII. With pairing, the quadratic surrogate absorbs all pairwise
+  *and* three-way effects.
+* The replicate-to-replicate spread gives the standard error.
+
+``control_variate`` picks the surrogate: ``"quadratic"``, ``"linear"``, ``"size"`` (per-size
+means) or ``"none"`` (SHAP-IQ's Horvitz-Thompson estimator with stratified sizes). ``"auto"``
+(default) takes the quadratic surrogate up to :data:`QUADRATIC_MAX_PLAYERS` players, where its
+n(n+1)/2 coefficients stay cheap to fit, and the linear one above. docs/estimators.md compares
+the options.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from captum_interactions.estimators.coalitions import BLOCK_ROWS, StratifiedDesign
+from captum_interactions.estimators.control_variate import ReplicateRegression
+from captum_interactions.estimators.sii_kernel import accumulate_pair_sums
+from captum_interactions.estimators.size_plan import (
+    plan_sizes,
+    sii_size_weights,
+    split_over_replicates,
+)
+from captum_interactions.perturbation.engine import CoalitionEvaluator
+
+CONTROL_VARIATES = ("auto", "quadratic", "linear", "size", "none")
+QUADRATIC_MAX_PLAYERS = 32
+N_REPLICATES = 16
+
+
+@dataclass(frozen=True)
+class SIIEstimate:
+    values: Tensor  # (B, F, F) float64, diagonal not yet masked
+    stderr: Tensor  # (B, F, F) float64
+    n_evaluated: int
+
+
+def resolve_control_variate(mode: str, n_players: int) -> str:
+    if mode not in CONTROL_VARIATES:
+        raise ValueError(f"control_variate must be one of {CONTROL_VARIATES}, got {mode!r}.")
+    if mode != "auto":
+        return mode
+    return "quadratic" if n_players <= QUADRATIC_MAX_PLAYERS else "linear"
+
+
+def estimate_sii(
+    evaluator: CoalitionEvaluator,
+    n_samples: int,
+    *,
+    seed: int,
+    control_variate: str = "auto",
+    paired: bool = True,
+    n_replicates: int = N_REPLICATES,
+) -> SIIEstimate:
+    """Run the stratified estimator with at most ``n_samples`` coalitions per example."""
+    n = evaluator.players.n_players
+    mode = resolve_control_variate(control_variate, n)
+    batch, device = evaluator.batch_size, evaluator.device
+    plan = plan_sizes(n, n_samples, paired=paired)
+    design = StratifiedDesign(
+        n, plan.enumerated, split_over_replicates(plan.counts, n_replicates), plan.sampled,
+        paired, seed, device,
+    )
+    h = sii_size_weights(n).to(device)
+    exact = _enumerated_part(evaluator, design, h)
+    if design.n_units == 0:
+        return SIIEstimate(exact, torch.zeros_like(exact), evaluator.n_evaluated)
+
+    # Pass 1: evaluate the units, keep their (symmetrised) values, stream regression statistics.
+    regression = ReplicateRegression(n_replicates, n, batch, device, mode)
+    unit_values = torch.empty(design.n_units, batch, dtype=torch.float64, device=device)
+    units_per_eval = max(1, evaluator.perturbations_per_eval // design.rows_per_unit)
+    for start in range(0, design.n_units, units_per_eval):
+        stop = min(start + units_per_eval, design.n_units)
+        first = design.units(start, stop)
+        rows = design.unit_rows(first)
+        values = evaluator.evaluate(
+            rows.unsqueeze(1).expand(-1, batch, -1),
+            offset=design.n_enumerated + start * design.rows_per_unit,
+        )
+        values = values.view(stop - start, design.rows_per_unit, batch).sum(1)
+        unit_values[start:stop] = values
+        regression.add(
+            design.unit_replicate[start:stop], design.unit_size[start:stop], first, values
+        )
+
+    # Pass 2: residuals against the leave-one-replicate-out fits, one replicate at a time.
+    intercept, slopes = regression.fit()
+    rows_of_size = torch.zeros(n + 1, dtype=torch.float64, device=device)
+    rows_of_size[plan.sampled.to(device)] = plan.rows_of_size().to(device, torch.float64)
+    # Each sampled size has the same surrogate SII; a unit of size t stands for
+    # units/rows of that size's expectation (1, or 1/2 for a paired middle size n/2).
+    share = float((plan.counts.double() / plan.rows_of_size().double()).sum())
+    surrogate_sii = regression.sii_per_size(slopes) * share
+    row_scale = n_replicates / rows_of_size.clamp_min(1.0)
+
+    replicate_sums = _ReplicateSums(exact.shape, n_replicates, surrogate_sii)
+    for start in range(0, design.n_units, BLOCK_ROWS):
+        stop = min(start + BLOCK_ROWS, design.n_units)
+        first = design.units(start, stop)
+        reps = design.unit_replicate[start:stop]
+        sizes = design.unit_size[start:stop]
+        residual = unit_values[start:stop] - regression.fitted(
+            intercept, slopes, reps, sizes, first
+        )
+        uniq, lengths = torch.unique_consecutive(reps, return_counts=True)
+        offset = 0
+        for rep, length in zip(uniq.tolist(), lengths.tolist(), strict=False):
+            part = slice(offset, offset + length)
+            accumulate_pair_sums(
+                replicate_sums.slot(rep), first[part], residual[part],
+                row_scale[sizes[part]], h, sizes[part],
+            )
+            offset += length
+    mean, stderr = replicate_sums.finish()
+    return SIIEstimate(exact + mean, stderr, evaluator.n_evaluated)
+
+
+def _enumerated_part(evaluator: CoalitionEvaluator, design: StratifiedDesign, h: Tensor) -> Tensor:
+    """Exact per-size means of v over the enumerated sizes, for every pair: (B, n, n)."""
+    n, batch, device = design.n, evaluator.batch_size, evaluator.device
+    exact = torch.zeros(batch, n, n, dtype=torch.float64, device=device)
+    inv_comb = torch.tensor(
+        [1.0 / math.comb(n, t) for t in range(n + 1)], dtype=torch.float64, device=device
+    )
+    rows_all = design.enumerated_rows()
+    sizes_all = rows_all.sum(1)
+    step = evaluator.perturbations_per_eval
+    for start in range(0, rows_all.shape[0], step):
+        rows, sizes = rows_all[start : start + step], sizes_all[start : start + step]
+        values = evaluator.evaluate(rows.unsqueeze(1).expand(-1, batch, -1), offset=start)
+        accumulate_pair_sums(exact, rows, values, inv_comb[sizes], h, sizes)
+    return exact
+
+
+class _ReplicateSums:
+    """Running sum and sum of squares of per-replicate estimates, with one open accumulator.
+
+    Units arrive grouped by replicate, so only the current replicate's (B, F, F) matrix is held.
+    Replicate r's estimate is its accumulated Horvitz-Thompson sum plus its surrogate's SII.
+    """
+
+    def __init__(self, shape: torch.Size, n_replicates: int, surrogate_sii: Tensor) -> None:
+        self.n_replicates = n_replicates
+        self.surrogate = surrogate_sii
+        self.total = torch.zeros(shape, dtype=torch.float64, device=surrogate_sii.device)
+        self.total_sq = torch.zeros_like(self.total)
+        self.current = torch.zeros_like(self.total)
+        self.current_rep: int | None = None
+        self.closed = torch.zeros(n_replicates, dtype=torch.bool)
+
+    def slot(self, rep: int) -> Tensor:
+        if rep != self.current_rep:
+            self._close()
+            self.current_rep = rep
+        return self.current
+
+    def _close(self) -> None:
+        if self.current_rep is None:
+            return
+        estimate = self.current + self.surrogate[self.current_rep]
+        self.total += estimate
+        self.total_sq += estimate * estimate
+        self.closed[self.current_rep] = True
+        self.current.zero_()
+        self.current_rep = None
+
+    def finish(self) -> tuple[Tensor, Tensor]:
+        self._close()
+        for rep in torch.nonzero(~self.closed).flatten().tolist():  # replicates without units
+            self.total += self.surrogate[rep]
+            self.total_sq += self.surrogate[rep] ** 2
+        r = self.n_replicates
+        mean = self.total / r
+        var = (self.total_sq / r - mean * mean).clamp_min(0.0) * (r / (r - 1))
+        return mean, (var / r).sqrt()

@@ -1,0 +1,17 @@
+"""Analytic games and tiny models with known interactions, for tests and benchmarks."""
+
+from captum_interactions.testing.games import PolynomialGame, TableGame, random_polynomial_game
+from captum_interactions.testing.toy_models import (
+    KeyPaddingFusion,
+    TinyFusionTransformer,
+    train_tiny_fusion,
+)
+
+__all__ = [
+    "KeyPaddingFusion",
+    "PolynomialGame",
+    "TableGame",
+    "TinyFusionTransformer",
+    "random_polynomial_game",
+    "train_tiny_fusion",
+]
