@@ -14,7 +14,7 @@ from captum_interactions.attr._pair_attribution import (
     scatter_pairs,
 )
 from captum_interactions.attr.shapley_interaction_index import ShapleyInteractionIndex
-from captum_interactions.estimators.exact import value_table
+from captum_interactions.estimators.exact import check_exact_players, value_table
 from captum_interactions.estimators.redundancy import (
     exact_redundancy,
     full_context_redundancy,
@@ -120,33 +120,39 @@ class RedundancyGap(PairAttribution):
             inputs, total=None, desc="RG coalitions", **common
         )
         n, batch = players.n_players, formatted[0].shape[0]
-        pair_list = self._candidate_pairs(
-            inputs, requested, batch, candidates, sii_n_samples or n_samples, seed, common
-        )
-        n_pairs = pair_list.shape[1]
         try:
+            # Every check that needs only the number of pairs runs before the candidate SII
+            # pass and before any forward call.
+            n_pairs = self._count_pairs(requested, candidates)
+            if context == "sampled" and method == "exact":
+                check_exact_players(n)
+            quartets = n_samples // (4 * n_pairs)
+            if context == "full" and method == "sampling" and n_samples < 3 * n_pairs + 1:
+                raise ValueError(
+                    f"n_samples={n_samples} is too small: context='full' needs 3P + 1 = "
+                    f"{3 * n_pairs + 1} rows for P={n_pairs} pairs. Raise n_samples or pass "
+                    "candidates=k / fewer pairs."
+                )
+            if context == "sampled" and method == "sampling" and quartets < 2:
+                raise ValueError(
+                    f"n_samples={n_samples} is too small: RG needs at least 2 quartets "
+                    f"(8 rows) per pair, i.e. {8 * n_pairs} rows for P={n_pairs} pairs. "
+                    "Raise n_samples or bound the pairs with candidates=k or an explicit "
+                    "(P, 2) pairs tensor."
+                )
+            pair_list = self._candidate_pairs(
+                inputs, requested, batch, candidates, sii_n_samples or n_samples, seed, common
+            )
             if context == "full":
-                needed = 3 * n_pairs + 1
-                if method == "sampling" and n_samples < needed:
-                    raise ValueError(
-                        f"n_samples={n_samples} is too small: context='full' needs 3P + 1 = "
-                        f"{needed} rows for P={n_pairs} pairs. Raise n_samples or pass "
-                        "candidates=k / fewer pairs."
-                    )
+                evaluator.expect(3 * n_pairs + 1)
                 per_pair = full_context_redundancy(evaluator, pair_list)
                 err = torch.zeros_like(per_pair)
             elif method == "exact":
+                evaluator.expect(2**n)
                 per_pair = exact_redundancy(value_table(evaluator), pair_list, n)
                 err = torch.zeros_like(per_pair)
             else:
-                quartets = n_samples // (4 * n_pairs)
-                if quartets < 2:
-                    raise ValueError(
-                        f"n_samples={n_samples} is too small: RG needs at least 2 quartets "
-                        f"(8 rows) per pair, i.e. {8 * n_pairs} rows for P={n_pairs} pairs. "
-                        "Raise n_samples or bound the pairs with candidates=k or an explicit "
-                        "(P, 2) pairs tensor."
-                    )
+                evaluator.expect(4 * quartets * n_pairs)
                 per_pair, err = sampled_redundancy(evaluator, pair_list, quartets, seed=seed)
         finally:
             evaluator.close()
@@ -155,6 +161,19 @@ class RedundancyGap(PairAttribution):
         if return_stderr:
             return values, scatter_pairs(err, pair_list, n, dtype)
         return values
+
+    @staticmethod
+    def _count_pairs(requested: Tensor, candidates: int | None) -> int:
+        """P, the number of pairs RG is evaluated on per example (validates ``candidates``)."""
+        n_requested = int(torch.triu(requested, diagonal=1).sum())
+        if candidates is None:
+            return n_requested
+        candidates = check_positive_int("candidates", candidates)
+        if candidates > n_requested:
+            raise ValueError(
+                f"candidates={candidates} exceeds the {n_requested} requested pairs."
+            )
+        return candidates
 
     def _candidate_pairs(
         self,
@@ -171,11 +190,6 @@ class RedundancyGap(PairAttribution):
         all_pairs = torch.nonzero(upper)  # (P, 2), i < j
         if candidates is None:
             return all_pairs.unsqueeze(0).expand(batch, -1, -1)
-        candidates = check_positive_int("candidates", candidates)
-        if candidates > all_pairs.shape[0]:
-            raise ValueError(
-                f"candidates={candidates} exceeds the {all_pairs.shape[0]} requested pairs."
-            )
         sii = ShapleyInteractionIndex(self.forward_func).attribute(
             inputs, n_samples=sii_n_samples, seed=seed, **common
         )

@@ -14,7 +14,7 @@ from captum_interactions.attr._pair_attribution import (
     symmetric_output,
 )
 from captum_interactions.estimators.exact import exact_sii
-from captum_interactions.estimators.sii_sampling import estimate_sii
+from captum_interactions.estimators.sii_sampling import CONTROL_VARIATES, estimate_sii
 from captum_interactions.estimators.size_plan import plan_sizes
 from captum_interactions.perturbation.target import TargetType
 from captum_interactions.players import PairsType
@@ -100,7 +100,7 @@ class ShapleyInteractionIndex(PairAttribution):
                 inputs. For images or flat vectors see :func:`patch_grid_mask` and
                 :func:`group_mask`.
             n_samples (int, optional): model rows (coalitions evaluated) per example; never
-                exceeded. The sampler needs at least 3F - 1. Ignored by ``method="exact"``,
+                exceeded. The sampler needs at least 3F. Ignored by ``method="exact"``,
                 which evaluates 2^F. Default: 2048.
             perturbations_per_eval (int, optional): coalitions per example in one forward
                 call (the forward batch holds ``perturbations_per_eval * B`` rows, as in
@@ -131,6 +131,10 @@ class ShapleyInteractionIndex(PairAttribution):
         """
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
+        if control_variate not in CONTROL_VARIATES:  # checked in exact mode too
+            raise ValueError(
+                f"control_variate must be one of {CONTROL_VARIATES}, got {control_variate!r}."
+            )
         n_samples = check_positive_int("n_samples", n_samples)
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise TypeError(f"seed must be an int, got {type(seed).__name__}.")

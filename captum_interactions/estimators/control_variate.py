@@ -18,7 +18,7 @@ and the estimator stays unbiased.
 from __future__ import annotations
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 MODES = ("quadratic", "linear", "size", "none")
 
@@ -67,22 +67,27 @@ class ReplicateRegression:
         return torch.cat([z, z[:, self.pairs[0]] * z[:, self.pairs[1]]], dim=1)
 
     def add(self, replicate: Tensor, size: Tensor, present: Tensor, values: Tensor) -> None:
-        """Add rows: replicate (rows,), size (rows,), present (rows, n), values (rows, B)."""
+        """Add rows: replicate (rows,), size (rows,), present (rows, n), values (rows, B).
+
+        Rows arrive grouped by replicate, so a block holds only a few replicate segments; each
+        segment updates its statistics with matrix products (per-size sums via one-hot).
+        """
         if self.mode == "none":
             return
         v = values.to(torch.float64)
-        key = replicate * (self.n_players + 1) + size
-        self.count.view(-1).index_add_(0, key, torch.ones_like(v[:, 0]))
-        self.sum_v.view(-1, self.batch_size).index_add_(0, key, v)
-        if not self.n_features:
-            return
         x = self.features(present)
-        self.sum_x.view(-1, self.n_features).index_add_(0, key, x)
-        self.cross.index_add_(0, replicate, v.unsqueeze(2) * x.unsqueeze(1))
-        # Rows come grouped by replicate, so a block holds only a few segments.
         reps, lengths = torch.unique_consecutive(replicate, return_counts=True)
-        for rep, part in zip(reps.tolist(), torch.split(x, lengths.tolist()), strict=False):
-            self.gram[rep] += part.t() @ part
+        offset = 0
+        for rep, length in zip(reps.tolist(), lengths.tolist(), strict=True):
+            part = slice(offset, offset + length)
+            offset += length
+            onehot = nn.functional.one_hot(size[part], self.n_players + 1).to(torch.float64)
+            self.count[rep] += onehot.sum(0)
+            self.sum_v[rep] += onehot.t() @ v[part]
+            if self.n_features:
+                self.sum_x[rep] += onehot.t() @ x[part]
+                self.cross[rep] += v[part].t() @ x[part]
+                self.gram[rep] += x[part].t() @ x[part]
 
     def fit(self, ridge: float = 1e-3) -> tuple[Tensor, Tensor]:
         """Leave-one-replicate-out fits, centred within each size.
@@ -111,19 +116,25 @@ class ReplicateRegression:
 
     def fitted(self, intercept: Tensor, slopes: Tensor, replicate: Tensor, size: Tensor,
                present: Tensor) -> Tensor:
-        """g_r(T) for rows of replicate ``replicate``: (rows, B)."""
+        """g_r(T) for rows grouped by replicate: (rows, B)."""
         out = intercept[replicate, size]
         if self.n_features:
-            out = out + torch.einsum("rf,rfb->rb", self.features(present), slopes[replicate])
+            features = self.features(present)
+            reps, lengths = torch.unique_consecutive(replicate, return_counts=True)
+            offset = 0
+            for rep, length in zip(reps.tolist(), lengths.tolist(), strict=True):
+                part = slice(offset, offset + length)
+                out[part] += features[part] @ slopes[rep]
+                offset += length
         return out
 
-    def sii_per_size(self, slopes: Tensor) -> Tensor:
-        """SII of g_r on one interior size, for every replicate: (R, B, n, n)."""
-        r, b, n = self.n_replicates, self.batch_size, self.n_players
-        out = torch.zeros(r, b, n, n, dtype=torch.float64, device=slopes.device)
+    def sii_per_size(self, slopes: Tensor) -> Tensor | None:
+        """SII of g_r on one interior size, for every replicate: (R, B, n, n), or ``None``
+        when the surrogate has no pair terms (its SII is then exactly 0)."""
         if self.pairs is None:
-            return out
-        psi = out.clone()
+            return None
+        r, b, n = self.n_replicates, self.batch_size, self.n_players
+        psi = torch.zeros(r, b, n, n, dtype=torch.float64, device=slopes.device)
         coef = slopes[:, n:].transpose(1, 2)  # (R, B, n(n-1)/2)
         psi[:, :, self.pairs[0], self.pairs[1]] = coef
         psi = psi + psi.transpose(2, 3)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from captum_interactions.estimators.coalitions import block_generator
 from captum_interactions.perturbation.engine import CoalitionEvaluator
@@ -67,8 +67,9 @@ def sampled_redundancy(
         values = evaluator.evaluate(_quartets(base, unit_pairs), offset=4 * start)
         v = values.view(stop - start, 4, batch)
         rg = redundancy_from_quartet(v[:, 0], v[:, 1], v[:, 2], v[:, 3])  # (U, B)
-        total.index_add_(1, pair_idx, rg.t())
-        total_sq.index_add_(1, pair_idx, (rg * rg).t())
+        to_pair = nn.functional.one_hot(pair_idx, n_pairs).to(torch.float64)  # (U, P)
+        total += rg.t() @ to_pair
+        total_sq += (rg * rg).t() @ to_pair
     mean = total / q
     var = (total_sq / q - mean * mean).clamp_min(0.0) * (q / max(q - 1, 1))
     return mean, (var / q).sqrt()

@@ -106,10 +106,12 @@ def estimate_sii(
     # Each sampled size has the same surrogate SII; a unit of size t stands for
     # units/rows of that size's expectation (1, or 1/2 for a paired middle size n/2).
     share = float((plan.counts.double() / plan.rows_of_size().double()).sum())
-    surrogate_sii = regression.sii_per_size(slopes) * share
+    surrogate_sii = regression.sii_per_size(slopes)
+    if surrogate_sii is not None:
+        surrogate_sii = surrogate_sii * share
     row_scale = n_replicates / rows_of_size.clamp_min(1.0)
 
-    replicate_sums = _ReplicateSums(exact.shape, n_replicates, surrogate_sii)
+    replicate_sums = _ReplicateSums(exact, n_replicates, surrogate_sii)
     for start in range(0, design.n_units, BLOCK_ROWS):
         stop = min(start + BLOCK_ROWS, design.n_units)
         first = design.units(start, stop)
@@ -155,10 +157,10 @@ class _ReplicateSums:
     Replicate r's estimate is its accumulated Horvitz-Thompson sum plus its surrogate's SII.
     """
 
-    def __init__(self, shape: torch.Size, n_replicates: int, surrogate_sii: Tensor) -> None:
+    def __init__(self, exact: Tensor, n_replicates: int, surrogate_sii: Tensor | None) -> None:
         self.n_replicates = n_replicates
         self.surrogate = surrogate_sii
-        self.total = torch.zeros(shape, dtype=torch.float64, device=surrogate_sii.device)
+        self.total = torch.zeros_like(exact)
         self.total_sq = torch.zeros_like(self.total)
         self.current = torch.zeros_like(self.total)
         self.current_rep: int | None = None
@@ -173,7 +175,9 @@ class _ReplicateSums:
     def _close(self) -> None:
         if self.current_rep is None:
             return
-        estimate = self.current + self.surrogate[self.current_rep]
+        estimate = self.current
+        if self.surrogate is not None:
+            estimate = estimate + self.surrogate[self.current_rep]
         self.total += estimate
         self.total_sq += estimate * estimate
         self.closed[self.current_rep] = True
@@ -182,9 +186,10 @@ class _ReplicateSums:
 
     def finish(self) -> tuple[Tensor, Tensor]:
         self._close()
-        for rep in torch.nonzero(~self.closed).flatten().tolist():  # replicates without units
-            self.total += self.surrogate[rep]
-            self.total_sq += self.surrogate[rep] ** 2
+        if self.surrogate is not None:
+            for rep in torch.nonzero(~self.closed).flatten().tolist():  # replicates sans units
+                self.total += self.surrogate[rep]
+                self.total_sq += self.surrogate[rep] ** 2
         r = self.n_replicates
         mean = self.total / r
         var = (self.total_sq / r - mean * mean).clamp_min(0.0) * (r / (r - 1))

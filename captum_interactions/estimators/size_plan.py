@@ -120,12 +120,16 @@ def plan_sizes(n: int, budget: int, *, paired: bool = True) -> SizePlan:
     enumerated = list(border)
 
     def unit_cost(t: int) -> int:
-        return 2 if paired and 2 * t != n else 1
+        # A paired unit is always two rows, T and N∖T, also at the middle size t = n/2.
+        return 2 if paired else 1
 
     def enum_cost(t: int) -> int:
         return math.comb(n, t) * (2 if paired and 2 * t != n else 1)
 
     weights = allocation_weights(n)
+    if remaining >= sum(enum_cost(t) for t in interior):  # the budget covers every coalition
+        enumerated += [s for t in interior for s in (t, n - t)]
+        interior = []
     changed = True
     while changed and interior:
         changed = False

@@ -1,0 +1,16 @@
+"""Shared fixtures: a tiny fusion Transformer trained once per test session."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from captum_interactions.testing import train_tiny_fusion
+
+
+@pytest.fixture(scope="session")
+def trained_fusion() -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
+    """A 6 + 6 player fusion Transformer (trained ~2 s on CPU), double precision, and 4
+    held-out examples (text (4, 6, 16), image (4, 6, 16))."""
+    model, text, image = train_tiny_fusion(seed=0, steps=250, n_text=6, n_image=6)
+    return model.double(), text[:4].double(), image[:4].double()
