@@ -8,6 +8,16 @@ import torch
 from captum_interactions.testing import train_tiny_fusion
 
 
+@pytest.fixture(autouse=True)
+def _one_intra_op_thread():
+    """Test tensors are tiny: intra-op threads only add synchronisation, which gets costly when
+    another process holds one of CI's two cores. Restored after each test."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="session")
 def trained_fusion() -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
     """A 6 + 6 player fusion Transformer (trained ~2 s on CPU), double precision, and 4

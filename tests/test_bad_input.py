@@ -18,16 +18,6 @@ F = N_TEXT + N_IMAGE
 N_CROSS = N_TEXT * N_IMAGE
 
 
-@pytest.fixture(autouse=True)
-def _one_intra_op_thread():
-    """The tensors here are tiny: intra-op threads only add synchronisation, which costs up to
-    ~60 ms per op (index_add_) when another process holds a core. Restored after each test."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def two_class(text: Tensor, image: Tensor) -> Tensor:
     """(B, 2) output with cross-modal products."""
     t, i = text.sum((1, 2)), image.sum((1, 2))

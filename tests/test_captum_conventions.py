@@ -7,12 +7,13 @@ mode, or the same call written another way. No number is copied from a previous 
 
 from __future__ import annotations
 
+import functools
 import itertools
-import math
 from collections.abc import Callable
 
 import pytest
 import torch
+from oracles import brute_sii
 from torch import Tensor, nn
 
 from captum_interactions import (
@@ -29,16 +30,6 @@ F = N_TEXT + N_IMAGE
 # Sampling tests need more players: with F = 6 any budget above 2^6 = 64 rows is exact.
 BIG_TEXT, BIG_IMAGE = 5, 4
 BIG_F = BIG_TEXT + BIG_IMAGE
-
-
-@pytest.fixture(autouse=True)
-def _one_intra_op_thread():
-    """The tensors here are tiny: intra-op threads only add synchronisation, which costs up to
-    ~60 ms per op (index_add_) when another process holds a core. Restored after each test."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -70,24 +61,11 @@ def make_inputs(batch: int = 3, n_text: int = N_TEXT, n_image: int = N_IMAGE, se
 
 
 def brute_force_sii(value: Callable[[frozenset[int]], float], n: int) -> Tensor:
-    """SII from the Grabisch-Roubens definition, by explicit loops: (n, n) float64."""
-    cache: dict[frozenset[int], float] = {}
-
-    def v(s: frozenset[int]) -> float:
-        if s not in cache:
-            cache[s] = float(value(s))
-        return cache[s]
-
+    """SII of every pair from the Grabisch-Roubens definition (tests/oracles.py): (n, n)."""
+    cached = functools.lru_cache(maxsize=None)(value)
     out = torch.zeros(n, n, dtype=torch.float64)
     for i, j in itertools.combinations(range(n), 2):
-        others = [k for k in range(n) if k not in (i, j)]
-        total = 0.0
-        for size in range(len(others) + 1):
-            weight = math.factorial(size) * math.factorial(n - size - 2) / math.factorial(n - 1)
-            for subset in itertools.combinations(others, size):
-                s = frozenset(subset)
-                total += weight * (v(s | {i, j}) - v(s | {i}) - v(s | {j}) + v(s))
-        out[i, j] = out[j, i] = total
+        out[i, j] = out[j, i] = brute_sii(cached, n, i, j)
     return out
 
 
