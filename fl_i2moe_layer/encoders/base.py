@@ -1,0 +1,108 @@
+"""Frozen backbone + trainable projection: the shape shared by the text and image encoders."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+
+@dataclass
+class EncodedTokens:
+    """Projected tokens for the fusion layer.
+
+    Attributes:
+        tokens: (B, T, hidden_dim) projected token (or patch) features.
+        mask: (B, T) bool, True for real tokens (False for padding).
+    """
+
+    tokens: Tensor
+    mask: Tensor
+
+
+def module_fingerprint(module: nn.Module) -> str:
+    """sha256 of a module's state (names, dtypes, shapes and values): two backbones share a
+    fingerprint only if they compute the same function, so cached features stay valid."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+        digest.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()
+
+
+class FrozenEncoder(nn.Module):
+    """A frozen backbone (eval mode, no gradients) and a trainable projection to ``hidden_dim``.
+
+    Subclasses implement :meth:`prepare` (raw data -> model-ready tensors) and
+    :meth:`_backbone_features` (tensors -> (features (B, T, D), mask (B, T))).
+
+    The projection is Linear + LayerNorm: the LayerNorm puts every modality on the unit scale
+    that the N(0, 1) replacement of the FL-I2MoE interaction losses assumes.
+    """
+
+    def __init__(self, backbone: nn.Module, feature_dim: int, hidden_dim: int,
+                 name: str) -> None:
+        super().__init__()
+        if isinstance(hidden_dim, bool) or not isinstance(hidden_dim, int) or hidden_dim < 1:
+            raise ValueError(f"hidden_dim must be a positive int, got {hidden_dim!r}.")
+        self.backbone = backbone
+        self.backbone.requires_grad_(False)
+        self.backbone.eval()
+        self.feature_dim = feature_dim
+        self.hidden_dim = hidden_dim
+        self.name = name
+        self.projection = nn.Sequential(nn.Linear(feature_dim, hidden_dim),
+                                        nn.LayerNorm(hidden_dim))
+        self._identity: str | None = None
+
+    def train(self, mode: bool = True) -> FrozenEncoder:
+        """Train the projection only: the backbone stays in eval mode (no dropout, frozen
+        batch-norm statistics) whatever ``mode`` is."""
+        super().train(mode)
+        self.backbone.eval()
+        return self
+
+    @property
+    def identity(self) -> str:
+        """A string naming the backbone and the preprocessing, used to key feature caches."""
+        if self._identity is None:
+            self._identity = (f"{type(self).__name__}:{self.name}:{self._preprocessing_id()}:"
+                              f"{module_fingerprint(self.backbone)}")
+        return self._identity
+
+    def _preprocessing_id(self) -> str:
+        return ""
+
+    def prepare(self, data: Any) -> tuple[Tensor, ...]:
+        raise NotImplementedError
+
+    def _backbone_features(self, *tensors: Tensor) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError
+
+    def features(self, *tensors: Tensor) -> tuple[Tensor, Tensor]:
+        """Frozen backbone features (B, T, D) and the token mask (B, T), without gradients."""
+        device = next(self.backbone.parameters()).device
+        with torch.no_grad():
+            feats, mask = self._backbone_features(*(t.to(device) for t in tensors))
+        return feats.float(), mask.bool()
+
+    def project(self, features: Tensor) -> Tensor:
+        """Trainable projection of backbone (or cached) features to ``hidden_dim``."""
+        if features.shape[-1] != self.feature_dim:
+            raise ValueError(
+                f"features have width {features.shape[-1]} but this encoder's backbone gives "
+                f"{self.feature_dim}."
+            )
+        return self.projection(features)
+
+    def forward(self, *tensors: Tensor) -> EncodedTokens:
+        feats, mask = self.features(*tensors)
+        return EncodedTokens(self.project(feats), mask)
+
+    def encode(self, data: Any) -> EncodedTokens:
+        """Raw data (texts, images) -> projected tokens and mask."""
+        return self(*self.prepare(data))

@@ -1,0 +1,119 @@
+"""Encode a dataset once with a frozen encoder and reuse the features from disk.
+
+The cache file is named by a key that hashes the encoder's identity (backbone weights and
+preprocessing) together with a fingerprint of the model-ready data (token ids and masks, or
+pixels): change either and the key changes, so a stale cache is never read. The same two
+strings are stored in the file's metadata and checked again on load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from fl_i2moe_layer.encoders.base import FrozenEncoder
+
+CACHE_FORMAT = "fl_i2moe_layer.feature_cache/1"
+
+
+def data_fingerprint(tensors: tuple[Tensor, ...]) -> str:
+    """sha256 of tensors' dtypes, shapes and bytes."""
+    digest = hashlib.sha256()
+    for t in tensors:
+        c = t.detach().cpu().contiguous()
+        digest.update(f"{c.dtype}:{tuple(c.shape)};".encode())
+        if c.numel():
+            digest.update(c.view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+@dataclass
+class CachedFeatures:
+    """Backbone features of a whole dataset.
+
+    Attributes:
+        features: (N, T, D) frozen backbone features (project them with ``encoder.project``).
+        mask: (N, T) bool token mask.
+        path: the cache file.
+        from_cache: True if read from disk, False if just encoded.
+    """
+
+    features: Tensor
+    mask: Tensor
+    path: Path
+    from_cache: bool
+
+
+class FeatureCache:
+    """A folder of safetensors files, one per (encoder, dataset) pair.
+
+    Args:
+        root (str or Path): the cache folder (created if missing).
+
+    Examples::
+
+        >>> cache = FeatureCache("~/.cache/fl_i2moe")
+        >>> text = cache.load_or_encode(text_encoder, texts)      # encodes once
+        >>> text = cache.load_or_encode(text_encoder, texts)      # then reads the file
+        >>> tokens = text_encoder.project(text.features)          # trainable part
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).expanduser()
+
+    def key(self, encoder: FrozenEncoder, prepared: tuple[Tensor, ...]) -> tuple[str, str]:
+        """(file key, data fingerprint) of a dataset already passed through ``prepare``."""
+        fingerprint = data_fingerprint(prepared)
+        key = hashlib.sha256(f"{CACHE_FORMAT}|{encoder.identity}|{fingerprint}".encode())
+        return key.hexdigest()[:32], fingerprint
+
+    def path_for(self, encoder: FrozenEncoder, data: Any) -> Path:
+        key, _ = self.key(encoder, encoder.prepare(data))
+        return self.root / f"{key}.safetensors"
+
+    def load_or_encode(self, encoder: FrozenEncoder, data: Any, *, batch_size: int = 32,
+                       show_progress: bool = False) -> CachedFeatures:
+        """Features of ``data`` (texts for a TextEncoder, images for an ImageEncoder), read
+        from the cache when a file for this exact encoder and data exists, else encoded in
+        batches of ``batch_size`` and written (atomically) to the cache."""
+        from safetensors import safe_open
+        from safetensors.torch import save_file
+
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
+        prepared = encoder.prepare(data)
+        key, fingerprint = self.key(encoder, prepared)
+        path = self.root / f"{key}.safetensors"
+        expected = {"format": CACHE_FORMAT, "encoder": encoder.identity, "data": fingerprint}
+        if path.is_file():
+            with safe_open(str(path), framework="pt") as f:
+                if (f.metadata() or {}) == expected:
+                    return CachedFeatures(f.get_tensor("features"), f.get_tensor("mask"),
+                                          path, from_cache=True)
+            # Same name, other content (e.g. a hand-copied file): never trust it.
+        n = prepared[0].shape[0]
+        feats, masks = [], []
+        for start in tqdm(range(0, n, batch_size), desc=f"encoding {encoder.name}",
+                          disable=not show_progress):
+            f_, m_ = encoder.features(*(t[start : start + batch_size] for t in prepared))
+            feats.append(f_.cpu())
+            masks.append(m_.cpu())
+        features, mask = torch.cat(feats).contiguous(), torch.cat(masks).contiguous()
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.root, suffix=".tmp")
+        os.close(fd)
+        try:
+            save_file({"features": features, "mask": mask}, tmp, metadata=expected)
+            os.replace(tmp, path)  # readers never see a half-written file
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        return CachedFeatures(features, mask, path, from_cache=False)

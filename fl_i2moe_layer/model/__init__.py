@@ -1,0 +1,9 @@
+"""The fusion layers: FL-I2MoE (``layer``), its experts, reweighting and losses, the dense
+baseline (``dense``) and a sequential reference implementation (``reference``)."""
+
+from fl_i2moe_layer.model.config import FusionConfig
+from fl_i2moe_layer.model.dense import DenseFusion
+from fl_i2moe_layer.model.layer import FLI2MoE
+from fl_i2moe_layer.model.output import FusionOutput, LossTerms
+
+__all__ = ["DenseFusion", "FLI2MoE", "FusionConfig", "FusionOutput", "LossTerms"]

@@ -1,0 +1,105 @@
+"""Validated hyper-parameters of the fusion layers, kept as one dataclass so that a checkpoint
+can record them and refuse to load into a model built differently."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+TASKS = ("multiclass", "multilabel", "binary")
+REPLACEMENTS = ("noise", "mean", "zero")
+
+
+def _positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}.")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}.")
+
+
+def _non_negative_float(name: str, value: Any, *, strictly: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}.")
+    if value < 0 or (strictly and value == 0):
+        bound = "> 0" if strictly else ">= 0"
+        raise ValueError(f"{name} must be {bound}, got {value}.")
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    """Everything that determines the shape and behaviour of a fusion layer.
+
+    See :class:`~fl_i2moe_layer.FLI2MoE` for the meaning of each field.
+    """
+
+    num_modalities: int
+    hidden_dim: int
+    num_classes: int
+    task: str = "multiclass"
+    num_layers: int = 2
+    num_heads: int = 4
+    ffn_dim: int | None = None
+    dropout: float = 0.1
+    max_len: int = 512
+    temperature: float = 1.0
+    interaction_weight: float = 0.5
+    replacement: str = "noise"
+    router_hidden: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("num_modalities", "hidden_dim", "num_classes", "num_layers", "num_heads",
+                     "max_len"):
+            _positive_int(name, getattr(self, name))
+        if self.num_modalities < 2:
+            raise ValueError(
+                f"num_modalities must be >= 2 (a fusion layer needs two inputs), "
+                f"got {self.num_modalities}."
+            )
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}.")
+        if self.task == "binary" and self.num_classes != 1:
+            raise ValueError(
+                f"task='binary' predicts one logit: num_classes must be 1, got "
+                f"{self.num_classes} (use task='multiclass' for two softmax classes)."
+            )
+        if self.task == "multiclass" and self.num_classes < 2:
+            raise ValueError(
+                f"task='multiclass' needs num_classes >= 2, got {self.num_classes} "
+                "(use task='binary' for one logit)."
+            )
+        if self.hidden_dim % self.num_heads:
+            raise ValueError(
+                f"hidden_dim ({self.hidden_dim}) must be divisible by num_heads "
+                f"({self.num_heads})."
+            )
+        for name in ("ffn_dim", "router_hidden"):
+            if getattr(self, name) is not None:
+                _positive_int(name, getattr(self, name))
+        _non_negative_float("dropout", self.dropout)
+        if self.dropout >= 1:
+            raise ValueError(f"dropout must be < 1, got {self.dropout}.")
+        _non_negative_float("temperature", self.temperature, strictly=True)
+        _non_negative_float("interaction_weight", self.interaction_weight)
+        if self.replacement not in REPLACEMENTS:
+            raise ValueError(
+                f"replacement must be one of {REPLACEMENTS}, got {self.replacement!r}."
+            )
+
+    @property
+    def feedforward_dim(self) -> int:
+        return self.ffn_dim if self.ffn_dim is not None else 2 * self.hidden_dim
+
+    @property
+    def router_dim(self) -> int:
+        return self.router_hidden if self.router_hidden is not None else self.hidden_dim
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> FusionConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown FusionConfig fields {sorted(unknown)}.")
+        return cls(**values)

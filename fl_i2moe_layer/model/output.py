@@ -1,0 +1,51 @@
+"""Typed outputs of the fusion layers and of their loss."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import Tensor
+
+
+@dataclass
+class FusionOutput:
+    """What :class:`~fl_i2moe_layer.FLI2MoE` (and :class:`~fl_i2moe_layer.DenseFusion`) return.
+
+    With B examples, E experts (M + 2 for FL-I2MoE, 1 for the dense baseline), C outputs and M
+    modalities of width H:
+
+    Attributes:
+        logits: (B, C) prediction, Σ_e weights[:, e] · expert_logits[:, e].
+        expert_logits: (B, E, C) each expert's logits.
+        weights: (B, E) routing weights (softmax of the reweighting model / temperature);
+            the local explanation of which interaction type the prediction relies on.
+        latents: (B, E, M·H) each expert's pooled latent z on the full input.
+        variant_latents: (B, E, M, M·H) latents with modality k replaced (index k on dim 2),
+            computed in training (they feed the interaction losses); None otherwise.
+        attentions: per Transformer layer, (B, E, heads, L, L) attention probabilities over
+            the concatenated tokens, if ``return_attentions=True``; else None.
+    """
+
+    logits: Tensor
+    expert_logits: Tensor
+    weights: Tensor
+    latents: Tensor
+    variant_latents: Tensor | None = None
+    attentions: list[Tensor] | None = None
+
+
+@dataclass
+class LossTerms:
+    """The parts of :meth:`FLI2MoE.loss`.
+
+    Attributes:
+        total: task + interaction_weight · interaction (the value to back-propagate).
+        task: the task loss of the mixture prediction.
+        interaction: mean over experts of ``per_expert`` (0 when not computed).
+        per_expert: (E,) interaction loss of each expert, or None when not computed.
+    """
+
+    total: Tensor
+    task: Tensor
+    interaction: Tensor
+    per_expert: Tensor | None
