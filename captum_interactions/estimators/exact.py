@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
 from captum_interactions.estimators.coalitions import all_subsets
 from captum_interactions.estimators.sii_kernel import accumulate_pair_sums
-from captum_interactions.estimators.size_plan import sii_size_weights
+from captum_interactions.estimators.size_plan import inverse_binomials, sii_size_weights
 from captum_interactions.perturbation.engine import CoalitionEvaluator
 
 #: Largest number of players ``method="exact"`` accepts: 2^20 ≈ 1e6 forward rows per example.
@@ -25,19 +23,13 @@ def check_exact_players(n_players: int, limit: int = MAX_EXACT_PLAYERS) -> None:
         )
 
 
-def _inverse_binomials(n: int, device: torch.device) -> Tensor:
-    return torch.tensor(
-        [1.0 / math.comb(n, t) for t in range(n + 1)], dtype=torch.float64, device=device
-    )
-
-
 def exact_sii(evaluator: CoalitionEvaluator) -> Tensor:
     """SII of every pair by full enumeration: (B, F, F) float64 (diagonal not masked)."""
     n = evaluator.players.n_players
     check_exact_players(n)
     batch, device = evaluator.batch_size, evaluator.device
     h = sii_size_weights(n).to(device)
-    inv_comb = _inverse_binomials(n, device)
+    inv_comb = inverse_binomials(n, device)
     out = torch.zeros(batch, n, n, dtype=torch.float64, device=device)
     step = evaluator.perturbations_per_eval
     for start in range(0, 2**n, step):

@@ -22,7 +22,6 @@ the options.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -32,6 +31,7 @@ from captum_interactions.estimators.coalitions import BLOCK_ROWS, StratifiedDesi
 from captum_interactions.estimators.control_variate import ReplicateRegression
 from captum_interactions.estimators.sii_kernel import accumulate_pair_sums
 from captum_interactions.estimators.size_plan import (
+    inverse_binomials,
     plan_sizes,
     sii_size_weights,
     split_over_replicates,
@@ -137,9 +137,7 @@ def _enumerated_part(evaluator: CoalitionEvaluator, design: StratifiedDesign, h:
     """Exact per-size means of v over the enumerated sizes, for every pair: (B, n, n)."""
     n, batch, device = design.n, evaluator.batch_size, evaluator.device
     exact = torch.zeros(batch, n, n, dtype=torch.float64, device=device)
-    inv_comb = torch.tensor(
-        [1.0 / math.comb(n, t) for t in range(n + 1)], dtype=torch.float64, device=device
-    )
+    inv_comb = inverse_binomials(n, device)
     rows_all = design.enumerated_rows()
     sizes_all = rows_all.sum(1)
     step = evaluator.perturbations_per_eval

@@ -29,6 +29,14 @@ def log_comb(n: int, k: int) -> float:
     return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
 
 
+def inverse_binomials(n: int, device: torch.device | str = "cpu") -> Tensor:
+    """1 / C(n, t) for t = 0..n, in log space so that large n neither overflows nor underflows
+    to an error: (n + 1,) float64."""
+    return torch.tensor(
+        [math.exp(-log_comb(n, t)) for t in range(n + 1)], dtype=torch.float64, device=device
+    )
+
+
 def cell_probabilities(n: int) -> Tensor:
     """P_t(k) for t = 0..n, k = 0..2: (n + 1, 3) float64."""
     probs = torch.zeros(n + 1, 3, dtype=torch.float64)
@@ -158,7 +166,7 @@ def plan_sizes(n: int, budget: int, *, paired: bool = True) -> SizePlan:
             counts[idx] += 1
             left -= float(row_cost[idx])
     counts += 1
-    cap = torch.tensor([math.comb(n, t) for t in interior], dtype=torch.long)
+    cap = torch.tensor([min(math.comb(n, t), budget) for t in interior], dtype=torch.long)
     if paired:
         cap = torch.where(2 * sizes == n, cap // 2, cap)
     counts = torch.minimum(counts, cap)
