@@ -141,3 +141,13 @@ def test_linear_mode_above_quadratic_limit_runs_and_is_finite() -> None:
     assert torch.isfinite(values).all() and (stderr[0][off] > 0).all()
     err = (values[0] - truth).abs()[off]
     assert (err <= 4 * stderr[0][off]).float().mean() > 0.9
+
+
+def test_many_players_do_not_overflow_the_size_plan() -> None:
+    # C(130, 65) does not fit in int64 and 1 / C(n, t) must not be formed from a huge int.
+    x = torch.ones(1, 130, 1)
+    values = ShapleyInteractionIndex(lambda t: t[..., 0].sum(1)).attribute(
+        x, pairs="all", n_samples=3 * 130
+    )
+    # An additive game has no interactions at all.
+    assert values.abs().max().item() < 1e-6
