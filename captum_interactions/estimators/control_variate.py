@@ -101,8 +101,8 @@ class ReplicateRegression:
         safe = count.clamp_min(1.0).unsqueeze(2)
         mean_v = loo(self.sum_v) / safe
         slopes = torch.zeros(r, self.n_features, b, dtype=torch.float64, device=count.device)
+        sum_x = loo(self.sum_x)
         if self.n_features:
-            sum_x = loo(self.sum_x)
             scaled = sum_x / safe.sqrt()
             a = loo(self.gram) - scaled.transpose(1, 2) @ scaled
             rhs = loo(self.cross) - torch.einsum("rtb,rtf->rbf", mean_v, sum_x)
@@ -111,7 +111,11 @@ class ReplicateRegression:
             slopes = torch.linalg.solve(a + (ridge * scale).view(-1, 1, 1) * eye,
                                         rhs.transpose(1, 2))
             mean_v = mean_v - (sum_x / safe) @ slopes
-        intercept = torch.where(count.unsqueeze(2) > 0, mean_v, torch.zeros_like(mean_v))
+        # A size without held-out units (tiny budgets) falls back to the held-out mean over
+        # all sizes, so that e.g. the constant v(T) + v(N∖T) of an additive game still cancels.
+        pooled_v = loo(self.sum_v).sum(1) - (sum_x.sum(1).unsqueeze(1) @ slopes).squeeze(1)
+        pooled = pooled_v / count.sum(1, keepdim=True).clamp_min(1.0)  # (R, B)
+        intercept = torch.where(count.unsqueeze(2) > 0, mean_v, pooled.unsqueeze(1))
         return intercept, slopes
 
     def fitted(self, intercept: Tensor, slopes: Tensor, replicate: Tensor, size: Tensor,
