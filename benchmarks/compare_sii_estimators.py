@@ -26,7 +26,7 @@ from captum_interactions.removal import BaselineRemoval
 from captum_interactions.testing import random_polynomial_game, train_tiny_fusion
 
 OURS = {  # label: (control_variate, paired)
-    "ours: paired + quadratic CV (default, F<=32)": ("quadratic", True),
+    "ours: paired + tied quadratic CV (default, F<=32)": ("quadratic", True),
     "ours: quadratic CV": ("quadratic", False),
     "ours: paired + linear CV": ("linear", True),
     "ours: linear CV (default, F>32)": ("linear", False),

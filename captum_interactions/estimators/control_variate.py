@@ -13,6 +13,13 @@ estimated on the residual, whose variance is much smaller: the main effects (lin
 pairwise effects (quadratic) of all other players are gone. g is fitted once per replicate on
 the *other* replicates (leave-one-replicate-out), so it never depends on the rows it corrects
 and the estimator stays unbiased.
+
+With complementary pairs the surrogate is fitted to w(T) = v(T) + v(N∖T). There the linear
+terms of any game of degree <= 3 are tied to its pair terms: ψ_kl ([k,l ∈ T] + [k,l ∉ T]) =
+ψ_kl (1 - T_k - T_l + 2 T_k T_l). The *tied* quadratic surrogate uses exactly these features,
+2 T_k T_l - T_k - T_l with pair coefficient 2φ_kl: n(n-1)/2 coefficients instead of n(n+1)/2,
+which still absorb all pairwise and three-way effects and fit better on small budgets
+(docs/estimators.md).
 """
 
 from __future__ import annotations
@@ -38,11 +45,13 @@ class ReplicateRegression:
         device: where statistics live (float64).
         mode: ``"quadratic"`` (per-size intercepts, player slopes and pair terms),
             ``"linear"`` (intercepts and slopes), ``"size"`` (intercepts) or ``"none"``.
+        tied: with ``"quadratic"``, use the tied features 2 T_k T_l - T_k - T_l (for values
+            symmetrised over complementary pairs).
     """
 
     def __init__(
         self, n_replicates: int, n_players: int, batch_size: int, device: torch.device,
-        mode: str = "linear",
+        mode: str = "linear", *, tied: bool = False,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"control_variate must be one of {MODES}, got {mode!r}.")
@@ -50,7 +59,11 @@ class ReplicateRegression:
         self.mode = mode
         self.n_replicates, self.n_players, self.batch_size = r, n, b
         self.pairs = pair_index(n, device) if mode == "quadratic" else None
-        p = {"quadratic": n + n * (n - 1) // 2, "linear": n}.get(mode, 0)
+        self.tied = tied and self.pairs is not None
+        # Pair-term columns start after the player slopes, unless the slopes are tied.
+        self.pair_offset = 0 if self.tied else n
+        n_pairs = n * (n - 1) // 2
+        p = {"quadratic": self.pair_offset + n_pairs, "linear": n}.get(mode, 0)
         self.n_features = p
         f64 = dict(dtype=torch.float64, device=device)
         self.count = torch.zeros(r, n + 1, **f64)
@@ -64,7 +77,10 @@ class ReplicateRegression:
         z = present.to(torch.float64)
         if self.pairs is None:
             return z if self.n_features else z[:, :0]
-        return torch.cat([z, z[:, self.pairs[0]] * z[:, self.pairs[1]]], dim=1)
+        first, second = z[:, self.pairs[0]], z[:, self.pairs[1]]
+        if self.tied:
+            return 2 * first * second - first - second
+        return torch.cat([z, first * second], dim=1)
 
     def add(self, replicate: Tensor, size: Tensor, present: Tensor, values: Tensor) -> None:
         """Add rows: replicate (rows,), size (rows,), present (rows, n), values (rows, B).
@@ -139,7 +155,9 @@ class ReplicateRegression:
             return None
         r, b, n = self.n_replicates, self.batch_size, self.n_players
         psi = torch.zeros(r, b, n, n, dtype=torch.float64, device=slopes.device)
-        coef = slopes[:, n:].transpose(1, 2)  # (R, B, n(n-1)/2)
+        coef = slopes[:, self.pair_offset :].transpose(1, 2)  # (R, B, n(n-1)/2)
+        if self.tied:
+            coef = 2 * coef  # 2 T_k T_l - T_k - T_l carries the pair term twice
         psi[:, :, self.pairs[0], self.pairs[1]] = coef
         psi = psi + psi.transpose(2, 3)
         row = psi.sum(3)  # Σ_l ψ_il

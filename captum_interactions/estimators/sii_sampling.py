@@ -9,8 +9,8 @@
   odd-order Möbius term of degree 3 becomes quadratic in T.
 * Each unit updates every pair through one matrix product (:mod:`.sii_kernel`), applied to the
   residual of a surrogate fitted on the other replicates (:mod:`.control_variate`), plus the
-  surrogate's own closed-form SII. With pairing, the quadratic surrogate absorbs all pairwise
-  *and* three-way effects.
+  surrogate's own closed-form SII. With pairing, the (tied) quadratic surrogate absorbs all
+  pairwise *and* three-way effects.
 * The replicate-to-replicate spread gives the standard error.
 
 ``control_variate`` picks the surrogate: ``"quadratic"``, ``"linear"``, ``"size"`` (per-size
@@ -82,7 +82,7 @@ def estimate_sii(
         return SIIEstimate(exact, torch.zeros_like(exact), evaluator.n_evaluated)
 
     # Pass 1: evaluate the units, keep their (symmetrised) values, stream regression statistics.
-    regression = ReplicateRegression(n_replicates, n, batch, device, mode)
+    regression = ReplicateRegression(n_replicates, n, batch, device, mode, tied=paired)
     unit_values = torch.empty(design.n_units, batch, dtype=torch.float64, device=device)
     units_per_eval = max(1, evaluator.perturbations_per_eval // design.rows_per_unit)
     for start in range(0, design.n_units, units_per_eval):
