@@ -22,5 +22,12 @@ def _one_intra_op_thread():
 def trained_fusion() -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
     """A 6 + 6 player fusion Transformer (trained ~2 s on CPU), double precision, and 4
     held-out examples (text (4, 6, 16), image (4, 6, 16))."""
-    model, text, image = train_tiny_fusion(seed=0, steps=250, n_text=6, n_image=6)
+    # Session fixtures are set up before the function-scoped thread pinning above, so pin here
+    # too: with two threads on a busy 2-core machine, training took 17-25 s instead of 5 s.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        model, text, image = train_tiny_fusion(seed=0, steps=250, n_text=6, n_image=6)
+    finally:
+        torch.set_num_threads(previous)
     return model.double(), text[:4].double(), image[:4].double()

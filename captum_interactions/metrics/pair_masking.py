@@ -38,7 +38,7 @@ from captum_interactions.metrics.paired_test import (
     zero_tolerance,
 )
 from captum_interactions.perturbation.target import TargetType
-from captum_interactions.players import PairsType, pair_matrix
+from captum_interactions.players import PairsType, Players, pair_matrix
 from captum_interactions.removal import BaselineInput, RemovalOperator
 
 # Null draws of the exchange test: p-values resolve down to 1 / (N + 1) = 1e-4.
@@ -113,9 +113,15 @@ class PairMaskingResult:
             lines.append(
                 f"{budget:>6}  {ranked[k]:>18}  {random_mean[k]:>18}  "
                 f"{self.gap[k].item():>+9.4f}  {int(self.wins[k]):>3}/{batch:<3}  "
-                f"{self.p_value[k].item():>14.3g}"
+                f"{self._format_p(self.p_value[k].item()):>14}"
             )
         return "\n".join(lines)
+
+    def _format_p(self, p_value: float) -> str:
+        floor = 1 / (N_NULL_DRAWS + 1)
+        if self.test == "exchange" and p_value <= floor * (1 + 1e-9):
+            return f"<={floor:.0e}"  # the resolution of the exchange test's null draws
+        return f"{p_value:.3g}"
 
 
 def _mean_se(values: Tensor) -> list[str]:
@@ -315,7 +321,7 @@ class PairMaskingFaithfulness:
 
 
 def _pair_scores(
-    scores: Any, pairs: PairsType, players: Any, batch: int, device: torch.device
+    scores: Any, pairs: PairsType, players: Players, batch: int, device: torch.device
 ) -> tuple[Tensor, Tensor]:
     """(B, P) symmetrised scores of the requested pairs and their (P, 2) player ids."""
     if not isinstance(scores, Tensor):
