@@ -35,13 +35,14 @@ class ShapleyInteractionIndex(PairAttribution):
     where v(S) is the model output selected by ``target`` with only the players in S present.
     SII > 0 marks **synergy** (complementary evidence), SII < 0 substitution.
 
-    The default ``method="sampling"`` is a stratified, cross-fitted control-variate estimator:
-    the border coalition sizes are enumerated exactly, the other sizes sampled with a fixed
-    allocation, and a linear surrogate (per-size intercepts plus one slope per player, fitted on
-    held-out replicates) is subtracted before a Horvitz-Thompson pass in which every evaluated
-    coalition updates every pair through one matrix product. It is unbiased, reproducible from
-    ``seed``, independent of ``perturbations_per_eval`` and reports standard errors from 16
-    independent replicates. ``docs/estimators.md`` compares it with the alternatives.
+    The default ``method="sampling"`` is a stratified, paired, cross-fitted control-variate
+    estimator: the border coalition sizes are enumerated exactly; the other sizes are sampled
+    with a fixed allocation, each coalition together with its complement; a surrogate game
+    (tied quadratic up to 32 players, linear above), fitted on held-out replicates, is
+    subtracted and its SII added back in closed form; and every evaluated coalition updates
+    every pair through one matrix product. It is unbiased, reproducible from ``seed``,
+    independent of ``perturbations_per_eval``, and reports standard errors from 16
+    independent replicates. ``docs/estimators.md`` compares it with shapiq's approximators.
     ``method="exact"`` enumerates all 2^F coalitions (at most
     :data:`~captum_interactions.estimators.exact.MAX_EXACT_PLAYERS` players).
 
