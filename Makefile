@@ -26,9 +26,10 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check .
 
-# Estimator comparison against exact SII (docs/estimators.md).
+# Estimator comparison against exact SII and shapiq (docs/estimators.md).
 compare: $(STAMP)
-	$(PY) benchmarks/compare_sii_estimators.py
+	$(PIP) install --quiet -e ".[bench]"
+	$(PY) benchmarks/compare_sii_estimators.py --out docs/estimators_table.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache

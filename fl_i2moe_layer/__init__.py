@@ -4,11 +4,34 @@ cross-modal evidence, with frozen encoders, a trainer and expert-wise explanatio
 Public API:
 
 * :class:`FLI2MoE`: the mixture-of-experts fusion layer; :class:`DenseFusion`: the baseline.
-* :class:`TextEncoder`, :class:`ImageEncoder`: frozen backbones + trainable projection.
+* :class:`TextEncoder`, :class:`ImageEncoder`: frozen backbones + trainable projection;
+  :class:`FeatureCache` encodes a dataset once.
 * :class:`Trainer`: seeded training with early stopping and resumable checkpoints.
 * :class:`ExpertExplainer`: token/patch attributions, SII / RG maps and routing per expert.
+
+Layout: ``model/`` (layer, experts, reweighting, losses, dense baseline, reference),
+``encoders/`` (text, image, feature cache), ``training/`` (trainer, metrics, checkpoints),
+``explain/`` (explainer, report, plots).
 """
 
-from fl_i2moe_layer.model import DenseFusion, FLI2MoE, FusionConfig, FusionOutput
+from __future__ import annotations
 
-__all__ = ["DenseFusion", "FLI2MoE", "FusionConfig", "FusionOutput"]
+from fl_i2moe_layer.encoders import FeatureCache, ImageEncoder, TextEncoder
+from fl_i2moe_layer.explain import ExpertExplainer
+from fl_i2moe_layer.model import DenseFusion, FLI2MoE, FusionConfig, FusionOutput
+from fl_i2moe_layer.model.projected import ProjectedFusion
+from fl_i2moe_layer.training import FusionDataset, Trainer
+
+__all__ = [
+    "DenseFusion",
+    "ExpertExplainer",
+    "FLI2MoE",
+    "FeatureCache",
+    "FusionConfig",
+    "FusionDataset",
+    "FusionOutput",
+    "ImageEncoder",
+    "ProjectedFusion",
+    "TextEncoder",
+    "Trainer",
+]

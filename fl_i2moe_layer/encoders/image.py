@@ -160,9 +160,9 @@ class ImageEncoder(FrozenEncoder):
         return (data,)
 
     def _backbone_features(self, *tensors: Tensor) -> tuple[Tensor, Tensor]:
-        (pixels,) = self.prepare(tensors[0]) if len(tensors) == 1 else (None,)
-        if pixels is None:
-            raise ValueError("ImageEncoder expects one tensor of images.")
+        if len(tensors) != 1:
+            raise ValueError(f"ImageEncoder expects one tensor of images, got {len(tensors)}.")
+        (pixels,) = self.prepare(tensors[0])
         tokens = self.backbone(pixels.float())
         mask = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
         return tokens, mask

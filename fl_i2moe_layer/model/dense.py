@@ -73,9 +73,8 @@ class DenseFusion(FusionBase):
         out = self.experts(torch.cat(xs, 1), torch.cat(keep, 1), [x.shape[1] for x in xs],
                            return_attentions=return_attentions)
         expert_logits = batch_first(out.logits)
-        attentions = None if out.attentions is None else [batch_first(a) for a in out.attentions]
         return FusionOutput(
             logits=expert_logits[:, 0], expert_logits=expert_logits,
             weights=expert_logits.new_ones(expert_logits.shape[0], 1),
-            latents=batch_first(out.latents), attentions=attentions,
+            latents=batch_first(out.latents), attentions=out.attentions,
         )

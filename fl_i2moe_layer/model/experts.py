@@ -94,7 +94,7 @@ class StackedExperts(nn.Module):
     @staticmethod
     def _layer_norm(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
         y = F.layer_norm(x, x.shape[-1:])
-        return y * weight[:, None, None, :] + bias[:, None, None, :]
+        return torch.addcmul(bias[:, None, None, :], y, weight[:, None, None, :])
 
     @staticmethod
     def _linear(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
@@ -109,24 +109,35 @@ class StackedExperts(nn.Module):
                    keep_probs: bool) -> tuple[Tensor, Tensor | None]:
         e, n, l_, h = x.shape
         heads = self.num_heads
+        d = h // heads
         qkv = self._linear(x, self.qkv_w[layer], self.qkv_b[layer])
-        qkv = qkv.view(e * n, l_, 3, heads, h // heads).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv[0], qkv[1], qkv[2]  # (E·N, heads, L, d)
+        # unbind (not qkv[0], qkv[1], qkv[2]): its backward is one stack instead of three
+        # zero-filled copies of the whole tensor.
+        q, k, v = qkv.view(e * n, l_, 3, heads, d).permute(2, 0, 3, 1, 4).unbind(0)
         full_bias = bias.expand(e, n, 1, 1, l_).reshape(e * n, 1, 1, l_)
         probs = None
-        if keep_probs:
-            # Explanations need the probabilities themselves (attention × gradient).
-            scores = q @ k.transpose(-1, -2) / math.sqrt(h // heads) + full_bias
-            probs = scores.softmax(-1)
-            ctx = self._dropout(probs) @ v
-            probs = probs.view(e, n, heads, l_, l_)
+        # Fused attention pays off on GPUs; on CPU, for these short sequences, PyTorch's
+        # flash kernel (and its backward) measured slower than two batched matmuls.
+        if keep_probs or not x.is_cuda:
+            # Explanations also need the probabilities themselves (attention × gradient).
+            rows = e * n * heads
+            key_bias = full_bias.expand(e * n, heads, 1, l_).reshape(rows, 1, l_)
+            # One kernel for scale, product and key-padding bias.
+            scores = torch.baddbmm(key_bias, q.reshape(rows, l_, d),
+                                   k.reshape(rows, l_, d).transpose(1, 2),
+                                   alpha=1.0 / math.sqrt(d))
+            # The returned tensor must be the one the output is computed from (not a view
+            # made afterwards), so that gradients with respect to it exist.
+            probs = scores.softmax(-1).view(e, n, heads, l_, l_)
+            ctx = self._dropout(probs.view(e * n, heads, l_, l_)) @ v
         else:
             ctx = F.scaled_dot_product_attention(
                 q, k, v, attn_mask=full_bias.to(q.dtype),
                 dropout_p=self.dropout if self.training else 0.0,
             )
         ctx = ctx.transpose(1, 2).reshape(e, n, l_, h)
-        return self._linear(ctx, self.out_w[layer], self.out_b[layer]), probs
+        return self._linear(ctx, self.out_w[layer], self.out_b[layer]), (
+            probs if keep_probs else None)
 
     def forward(self, tokens: Tensor, keep: Tensor, lengths: list[int], *,
                 return_attentions: bool = False, head_rows: int | None = None) -> ExpertOutputs:
@@ -136,7 +147,7 @@ class StackedExperts(nn.Module):
             tokens: (N, L, H) concatenated token sequences (modality-major, lengths ``lengths``).
             keep: (N, L) bool, True where a token is real and present.
             lengths: tokens per modality, summing to L.
-            return_attentions: keep the attention probabilities (slower path).
+            return_attentions: keep the attention probabilities (explicit attention).
             head_rows: apply the heads to the first ``head_rows`` rows only (the variant rows of
                 training need latents, not logits).
         """
@@ -176,6 +187,6 @@ def pooling_weights(keep: Tensor, lengths: list[int], dtype: torch.dtype) -> Ten
 
 def pooled_latents(x: Tensor, keep: Tensor, lengths: list[int]) -> Tensor:
     """(E, N, L, H) -> (E, N, M·H): masked mean per modality, concatenated modality-major."""
-    w = pooling_weights(keep, lengths, x.dtype)
-    pooled = torch.einsum("enlh,nlm->enmh", x, w)
+    w = pooling_weights(keep, lengths, x.dtype)  # (N, L, M)
+    pooled = w.transpose(1, 2).unsqueeze(0) @ x  # (E, N, M, H), no copy of x
     return pooled.reshape(x.shape[0], x.shape[1], -1)

@@ -119,8 +119,9 @@ class FLI2MoE(FusionBase):
                 ``masks``. Rows may drop every token of a modality.
             compute_interactions (bool, optional): also run the M replaced variants (needed by
                 the interaction losses). Default: ``self.training``.
-            return_attentions (bool, optional): return attention probabilities (used by the
-                attention × gradient explanations; slower). Default: False.
+            return_attentions (bool, optional): return the attention probabilities (used by
+                the attention × gradient explanations; on CUDA this replaces the fused
+                attention kernel by explicit matmuls). Default: False.
             generator (torch.Generator, optional): source of the replacement noise.
 
         Returns:
@@ -148,13 +149,10 @@ class FLI2MoE(FusionBase):
             e, d = self.num_experts, latents.shape[-1]
             blocks = latents.view(len(xs) + 1, batch, e, d)
             latents, variant_latents = blocks[0], blocks[1:].permute(1, 2, 0, 3)
-        attentions = None
-        if expert_out.attentions is not None:
-            attentions = [batch_first(a[:, :batch]) for a in expert_out.attentions]
         return FusionOutput(
             logits=torch.einsum("be,bec->bc", weights, expert_logits),
             expert_logits=expert_logits, weights=weights, latents=latents,
-            variant_latents=variant_latents, attentions=attentions,
+            variant_latents=variant_latents, attentions=expert_out.attentions,
         )
 
     def loss_terms(self, out: FusionOutput, labels: Tensor) -> LossTerms:

@@ -22,8 +22,11 @@ class FusionOutput:
         latents: (B, E, M·H) each expert's pooled latent z on the full input.
         variant_latents: (B, E, M, M·H) latents with modality k replaced (index k on dim 2),
             computed in training (they feed the interaction losses); None otherwise.
-        attentions: per Transformer layer, (B, E, heads, L, L) attention probabilities over
-            the concatenated tokens, if ``return_attentions=True``; else None.
+        attentions: per Transformer layer, (E, N, heads, L, L) attention probabilities over
+            the concatenated tokens, if ``return_attentions=True``; else None. They are the
+            tensors the output was computed from (so ``torch.autograd.grad`` works on them),
+            expert-major, over the N rows processed: B, or (M + 1)·B with interactions, the
+            first B rows being the full input.
     """
 
     logits: Tensor

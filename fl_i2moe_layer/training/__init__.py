@@ -1,0 +1,11 @@
+"""Training: the ``Trainer``, per-task ``metrics``, safetensors ``checkpoints`` and datasets."""
+
+from __future__ import annotations
+
+from fl_i2moe_layer.training.checkpoints import load_checkpoint, save_checkpoint
+from fl_i2moe_layer.training.data import FusionDataset
+from fl_i2moe_layer.training.metrics import classification_metrics
+from fl_i2moe_layer.training.trainer import Trainer, TrainHistory, seed_everything
+
+__all__ = ["FusionDataset", "TrainHistory", "Trainer", "classification_metrics",
+           "load_checkpoint", "save_checkpoint", "seed_everything"]

@@ -1,0 +1,145 @@
+"""Checkpoints as safetensors: model weights, optimizer state and trainer state, with a
+description of the model so that a checkpoint never loads into a differently built model.
+
+safetensors stores tensors only (no pickled objects), so loading a checkpoint cannot run code;
+the non-tensor parts (configuration, optimizer hyper-parameters, history) travel as JSON in
+the file's metadata.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+FORMAT = "fl_i2moe_layer.checkpoint/1"
+
+
+def describe_model(model: nn.Module) -> dict[str, Any]:
+    """Class, configuration (if any) and parameter shapes: what must match to load weights."""
+    config = getattr(model, "config", None)
+    return {
+        "class": type(model).__name__,
+        "config": config.to_dict() if hasattr(config, "to_dict") else None,
+        "shapes": {k: list(v.shape) for k, v in model.state_dict().items()},
+    }
+
+
+def check_compatible(saved: dict[str, Any], model: nn.Module, path: str | os.PathLike[str]
+                     ) -> None:
+    """Raise a ValueError naming what differs between a checkpoint and ``model``."""
+    current = describe_model(model)
+    where = f"checkpoint {str(path)!r}"
+    if saved["class"] != current["class"]:
+        raise ValueError(
+            f"{where} holds a {saved['class']} but the model is a {current['class']}."
+        )
+    if saved["config"] != current["config"]:
+        a, b = saved["config"] or {}, current["config"] or {}
+        diff = [f"{k}: checkpoint {a.get(k)!r} vs model {b.get(k)!r}"
+                for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+        raise ValueError(f"{where} comes from another configuration ({'; '.join(diff)}).")
+    if saved["shapes"] != current["shapes"]:
+        names = sorted(k for k in set(saved["shapes"]) | set(current["shapes"])
+                       if saved["shapes"].get(k) != current["shapes"].get(k))
+        raise ValueError(f"{where} does not match the model's parameters: {names[:5]}.")
+
+
+def _flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    tensors: dict[str, Tensor] = {}
+    scalars: dict[str, Any] = {}
+    for idx, per_param in state["state"].items():
+        for name, value in per_param.items():
+            key = f"optim.{idx}.{name}"
+            if isinstance(value, Tensor):
+                tensors[key] = value.detach().cpu().clone().contiguous()
+            else:
+                scalars[key] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def _unflatten_optimizer(tensors: dict[str, Tensor], meta: dict[str, Any]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in list(tensors.items()) + list(meta["scalars"].items()):
+        _, idx, name = key.split(".", 2)
+        state.setdefault(int(idx), {})[name] = value
+    # JSON has no tuples: give hyper-parameters such as Adam's betas their tuple form back.
+    groups = [{k: (tuple(v) if isinstance(v, list) and k != "params" else v)
+               for k, v in group.items()} for group in meta["param_groups"]]
+    return {"state": state, "param_groups": groups}
+
+
+def _atomic_save(tensors: dict[str, Tensor], metadata: dict[str, str], path: Path) -> None:
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=metadata)
+        os.replace(tmp, path)  # an interrupted save never leaves a truncated checkpoint
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def save_checkpoint(path: str | os.PathLike[str], model: nn.Module,
+                    optimizer: torch.optim.Optimizer | None = None,
+                    state: dict[str, Any] | None = None) -> Path:
+    """Write ``model`` (and optionally ``optimizer`` and a JSON-able trainer ``state``).
+
+    Examples::
+
+        >>> save_checkpoint("run/last.safetensors", layer, optimizer, {"epoch": 3})
+        >>> load_checkpoint("run/last.safetensors", layer, optimizer)["epoch"]
+        3
+    """
+    tensors = {f"model.{k}": v.detach().cpu().clone().contiguous()
+               for k, v in model.state_dict().items()}
+    meta: dict[str, str] = {
+        "format": FORMAT,
+        "model": json.dumps(describe_model(model)),
+        "state": json.dumps(state or {}),
+    }
+    if optimizer is not None:
+        opt_tensors, opt_meta = _flatten_optimizer(optimizer.state_dict())
+        tensors.update(opt_tensors)
+        meta["optimizer"] = json.dumps(opt_meta)
+    path = Path(path)
+    _atomic_save(tensors, meta, path)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike[str], model: nn.Module,
+                    optimizer: torch.optim.Optimizer | None = None) -> dict[str, Any]:
+    """Restore ``model`` (and ``optimizer``) exactly; return the saved trainer state.
+
+    Raises:
+        ValueError: the file is not a checkpoint of this package, or it was saved from a
+            model of another class, configuration or parameter shapes.
+    """
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {str(path)!r}.")
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"{str(path)!r} is not an fl_i2moe_layer checkpoint.")
+        check_compatible(json.loads(meta["model"]), model, path)
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open API)
+    model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    model.load_state_dict(model_state, strict=True)
+    if optimizer is not None:
+        if "optimizer" not in meta:
+            raise ValueError(f"checkpoint {str(path)!r} holds no optimizer state.")
+        opt_tensors = {k: v for k, v in tensors.items() if k.startswith("optim.")}
+        optimizer.load_state_dict(_unflatten_optimizer(opt_tensors,
+                                                       json.loads(meta["optimizer"])))
+    return json.loads(meta["state"])

@@ -1,0 +1,240 @@
+"""A plain PyTorch training loop: seeded, Adam, early stopping, resumable checkpoints."""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from fl_i2moe_layer.model.inputs import check_labels
+from fl_i2moe_layer.model.losses import task_loss
+from fl_i2moe_layer.training.checkpoints import load_checkpoint, save_checkpoint
+from fl_i2moe_layer.training.metrics import METRICS, classification_metrics
+
+DEFAULT_MONITOR = {"multiclass": "accuracy", "multilabel": "micro_f1", "binary": "auroc"}
+LAST, BEST = "last.safetensors", "best.safetensors"
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA) in one call."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class TrainHistory:
+    """What :meth:`Trainer.fit` did.
+
+    Attributes:
+        train_loss: mean training loss per epoch.
+        val_metrics: validation metrics per epoch (``loss`` and the task metrics).
+        best_epoch: epoch (0-based) of the best monitored value; its weights are restored.
+        best_value: that value.
+        stopped_early: True if patience ran out before ``max_epochs``.
+    """
+
+    train_loss: list[float] = field(default_factory=list)
+    val_metrics: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = -1
+    best_value: float | None = None
+    stopped_early: bool = False
+
+
+def _move(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, Tensor):
+        return batch.to(device)
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_move(b, device) for b in batch)
+    return batch
+
+
+class Trainer:
+    """Train a fusion model (``FLI2MoE``, ``DenseFusion`` or ``ProjectedFusion``) with Adam.
+
+    Every epoch is seeded from ``(seed, epoch)`` (shuffling, dropout, replacement noise), so a
+    run is reproducible and a run resumed from its last checkpoint continues exactly as if it
+    had never stopped. With ``checkpoint_dir``, ``last.safetensors`` (model, optimizer, trainer
+    state) is written after every epoch and ``best.safetensors`` when the monitored metric
+    improves. At the end the best weights are restored.
+
+    Args:
+        model (nn.Module): has ``forward(inputs, masks)``, ``loss(out, labels)`` and
+            ``config.task``.
+        lr (float, optional): Adam learning rate. Default: 1e-3.
+        weight_decay (float, optional): Adam weight decay. Default: 0.
+        batch_size (int, optional): Default: 32.
+        max_epochs (int, optional): Default: 20.
+        patience (int, optional): epochs without improvement before stopping. Default: 5.
+        monitor (str, optional): ``"loss"`` or one of accuracy, macro_f1, micro_f1, auroc
+            (validation). Default: accuracy (multiclass), micro_f1 (multilabel), auroc
+            (binary).
+        seed (int, optional): Default: 0.
+        device (str or torch.device, optional): Default: the model's device.
+        checkpoint_dir (str or Path, optional): where to write checkpoints. Default: none.
+        grad_clip (float, optional): clip the gradient norm. Default: none.
+        progress (bool, optional): tqdm bars over epochs and batches. Default: True.
+
+    Examples::
+
+        >>> trainer = Trainer(layer, lr=1e-3, max_epochs=30, patience=5,
+        ...                   checkpoint_dir="runs/mmimdb")
+        >>> history = trainer.fit(FusionDataset(train_x, train_m, train_y),
+        ...                       FusionDataset(val_x, val_m, val_y))
+        >>> trainer.evaluate(FusionDataset(test_x, test_m, test_y))["macro_f1"]
+        >>> trainer.fit(train, val, resume=True)   # continue an interrupted run
+    """
+
+    def __init__(self, model: nn.Module, *, lr: float = 1e-3, weight_decay: float = 0.0,
+                 batch_size: int = 32, max_epochs: int = 20, patience: int = 5,
+                 monitor: str | None = None, seed: int = 0,
+                 device: str | torch.device | None = None,
+                 checkpoint_dir: str | os.PathLike[str] | None = None,
+                 grad_clip: float | None = None, progress: bool = True) -> None:
+        task = getattr(getattr(model, "config", None), "task", None)
+        if task is None:
+            raise TypeError("model must have a config.task (an FLI2MoE, DenseFusion or "
+                            "ProjectedFusion).")
+        for name, value in (("batch_size", batch_size), ("max_epochs", max_epochs),
+                            ("patience", patience)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}.")
+        if not lr > 0:
+            raise ValueError(f"lr must be > 0, got {lr!r}.")
+        self.monitor = monitor or DEFAULT_MONITOR[task]
+        if self.monitor not in (*METRICS, "loss"):
+            raise ValueError(f"monitor must be 'loss' or one of {METRICS}, got {monitor!r}.")
+        self.model, self.task = model, task
+        self.lr, self.weight_decay, self.batch_size = lr, weight_decay, batch_size
+        self.max_epochs, self.patience, self.seed = max_epochs, patience, seed
+        self.grad_clip, self.progress = grad_clip, progress
+        self.device = torch.device(device) if device is not None else next(
+            model.parameters()).device
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        self.model.to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr,
+                                          weight_decay=weight_decay)
+
+    # -- helpers --------------------------------------------------------------------------
+    def _loader(self, data: Dataset, *, shuffle: bool, epoch: int = 0) -> DataLoader:
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        return DataLoader(data, batch_size=self.batch_size, shuffle=shuffle,
+                          generator=generator)
+
+    def _better(self, value: float, best: float | None) -> bool:
+        if math.isnan(value):
+            return False
+        if best is None:
+            return True
+        return value < best if self.monitor == "loss" else value > best
+
+    # -- public ---------------------------------------------------------------------------
+    def train_epoch(self, data: Dataset, epoch: int) -> float:
+        """One pass over ``data``; returns the mean training loss."""
+        seed_everything(self.seed * 100_003 + epoch)
+        self.model.train()
+        total, count = 0.0, 0
+        batches = tqdm(self._loader(data, shuffle=True, epoch=epoch), desc=f"epoch {epoch}",
+                       leave=False, disable=not self.progress)
+        for inputs, masks, labels in batches:
+            inputs, masks, labels = _move((inputs, masks, labels), self.device)
+            out = self.model(inputs, masks)
+            loss = self.model.loss(out, labels)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.grad_clip is not None:
+                nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+            self.optimizer.step()
+            total += float(loss.detach()) * labels.shape[0]
+            count += labels.shape[0]
+            batches.set_postfix(loss=f"{total / count:.4f}")
+        return total / max(count, 1)
+
+    @torch.no_grad()
+    def predict(self, data: Dataset) -> tuple[Tensor, Tensor]:
+        """(logits, labels) over ``data`` in eval mode."""
+        self.model.eval()
+        logits, labels = [], []
+        for inputs, masks, y in self._loader(data, shuffle=False):
+            inputs, masks = _move((inputs, masks), self.device)
+            logits.append(self.model(inputs, masks).logits.cpu())
+            labels.append(y)
+        return torch.cat(logits), torch.cat(labels)
+
+    @torch.no_grad()
+    def evaluate(self, data: Dataset) -> dict[str, float]:
+        """Task loss and metrics (accuracy, macro_f1, micro_f1, auroc) on ``data``."""
+        logits, labels = self.predict(data)
+        metrics = classification_metrics(logits, labels, self.task)
+        config = self.model.config
+        metrics["loss"] = float(task_loss(logits, check_labels(labels, config, len(labels)),
+                                          self.task))
+        return metrics
+
+    def fit(self, train_data: Dataset, val_data: Dataset | None = None, *,
+            resume: bool = False) -> TrainHistory:
+        """Train until ``max_epochs`` or early stopping; restore the best weights.
+
+        Args:
+            train_data (Dataset): items ``(inputs, masks, label)``, e.g. a
+                :class:`~fl_i2moe_layer.training.FusionDataset`.
+            val_data (Dataset, optional): for early stopping; without it the training loss
+                is monitored.
+            resume (bool, optional): continue from ``checkpoint_dir/last.safetensors`` if it
+                exists (needs ``checkpoint_dir``). Default: False.
+        """
+        history, start, bad_epochs = TrainHistory(), 0, 0
+        best_state: dict[str, Tensor] | None = None
+        if resume:
+            if self.checkpoint_dir is None:
+                raise ValueError("resume=True needs a checkpoint_dir.")
+            last = self.checkpoint_dir / LAST
+            if last.is_file():
+                state = load_checkpoint(last, self.model, self.optimizer)
+                start, bad_epochs = state["epoch"] + 1, state["bad_epochs"]
+                history = TrainHistory(**state["history"])
+                if (self.checkpoint_dir / BEST).is_file():
+                    best_model = copy.deepcopy(self.model)
+                    load_checkpoint(self.checkpoint_dir / BEST, best_model)
+                    best_state = copy.deepcopy(best_model.state_dict())
+        epochs = tqdm(range(start, self.max_epochs), desc="training", disable=not self.progress)
+        for epoch in epochs:
+            if bad_epochs >= self.patience:
+                history.stopped_early = True
+                break
+            train_loss = self.train_epoch(train_data, epoch)
+            history.train_loss.append(train_loss)
+            if val_data is not None:
+                metrics = self.evaluate(val_data)
+                value = metrics[self.monitor]
+            else:
+                metrics = {"loss": train_loss}
+                value = train_loss if self.monitor == "loss" else -train_loss
+            history.val_metrics.append(metrics)
+            if self._better(value, history.best_value):
+                history.best_epoch, history.best_value, bad_epochs = epoch, value, 0
+                best_state = copy.deepcopy(self.model.state_dict())
+                if self.checkpoint_dir is not None:
+                    save_checkpoint(self.checkpoint_dir / BEST, self.model)
+            else:
+                bad_epochs += 1
+            epochs.set_postfix(train_loss=f"{train_loss:.4f}",
+                               **{f"val_{self.monitor}": f"{value:.4f}"})
+            if self.checkpoint_dir is not None:
+                save_checkpoint(self.checkpoint_dir / LAST, self.model, self.optimizer, {
+                    "epoch": epoch, "bad_epochs": bad_epochs, "seed": self.seed,
+                    "history": history.__dict__,
+                })
+        if best_state is not None:
+            self.model.load_state_dict(best_state)
+        return history
