@@ -113,6 +113,17 @@ def broadcastable(small: torch.Size, big: torch.Size) -> bool:
     return all(a in (1, b) for a, b in zip(reversed(small), reversed(big), strict=False))
 
 
+def require_single_modality(players: Players, option: str, alternative: str) -> None:
+    """Raise if a player id appears in several inputs, which ``option`` cannot handle."""
+    spanning = torch.nonzero(players.modality == -1).flatten().tolist()
+    if spanning:
+        raise ValueError(
+            f"{option} needs every player inside one input, but player id(s) {spanning[:10]} "
+            f"appear in several input tensors of feature_mask. Give them separate ids or "
+            f"{alternative}."
+        )
+
+
 def pair_matrix(players: Players, pairs: PairsType) -> Tensor:
     """The (F, F) boolean symmetric matrix of requested pairs (zero diagonal).
 
@@ -127,13 +138,8 @@ def pair_matrix(players: Players, pairs: PairsType) -> Tensor:
         if pairs == "all":
             requested = ~torch.eye(n, dtype=torch.bool)
         elif pairs == "cross":
-            spanning = torch.nonzero(modality == -1).flatten().tolist()
-            if spanning:
-                raise ValueError(
-                    f"pairs='cross' needs every player inside one input, but player id(s) "
-                    f"{spanning[:10]} appear in several input tensors of feature_mask. Give them "
-                    "separate ids or pass pairs='all' or an explicit (P, 2) tensor."
-                )
+            require_single_modality(players, "pairs='cross'",
+                                    "pass pairs='all' or an explicit (P, 2) tensor")
             requested = (modality[:, None] != modality[None, :]) & (modality[:, None] >= 0)
             requested &= modality[None, :] >= 0
             if not requested.any():

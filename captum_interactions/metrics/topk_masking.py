@@ -25,7 +25,7 @@ from captum_interactions.metrics._setup import (
 )
 from captum_interactions.metrics.player_scores import AttributionsType, reduce_to_players
 from captum_interactions.perturbation.target import TargetType
-from captum_interactions.players import Players
+from captum_interactions.players import Players, require_single_modality
 from captum_interactions.removal import BaselineInput, RemovalOperator
 
 PER = ("modality", "global")
@@ -120,13 +120,7 @@ def _groups(
     modality = players.modality.to(device)
     exists = modality != -2  # ids that appear in no input are not players
     if per == "modality":
-        spanning = torch.nonzero(modality == -1).flatten().tolist()
-        if spanning:
-            raise ValueError(
-                f"per='modality' needs every player inside one input, but player id(s) "
-                f"{spanning[:10]} appear in several input tensors of feature_mask; pass "
-                "per='global' or give them separate ids."
-            )
+        require_single_modality(players, "per='modality'", "pass per='global'")
         n_groups = len(players.masks)
         group = modality.clone()
     else:
