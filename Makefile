@@ -16,8 +16,9 @@ $(STAMP): $(PY) pyproject.toml
 	$(PIP) install --quiet -e ".[test]"
 	touch $(STAMP)
 
+# Planted-interaction data -> FL-I2MoE + dense baseline -> report/index.html (a few CPU minutes).
 demo: $(STAMP)
-	$(PY) examples/quickstart.py
+	$(VENV)/bin/fl-i2moe demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests

@@ -1,0 +1,85 @@
+"""ENRICO (Leiva et al. 2020): mobile UI screenshot + wireframe (+ optional view hierarchy),
+20 design topics.
+
+Layout::
+
+    enrico/design_topics.csv          "screen_id,topic"
+    enrico/screenshots/<id>.jpg
+    enrico/wireframes/<id>.png
+    enrico/hierarchies/<id>.json      optional
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+
+import numpy as np
+
+from fl_i2moe_layer.data.common import (
+    Item,
+    Skips,
+    readable_image,
+    require_dir,
+    require_file,
+    safe_child,
+)
+
+HINT = ("Download design_topics.csv, screenshots/ and wireframes/ (optionally hierarchies/) "
+        "from https://github.com/luileito/enrico into <data_dir>.")
+TOPICS = ("bare", "calculator", "camera", "chat", "editor", "form", "gallery", "list", "login",
+          "maps", "mediaplayer", "menu", "modal", "news", "other", "profile", "search",
+          "settings", "terms", "tutorial")
+DROPPED = ("50105", "50109")  # corrupt wireframes, dropped by every public loader
+SPLITS = ("train", "val", "test")
+
+
+def load_enrico(data_dir: str | os.PathLike[str], split: str = "train", *, seed: int = 42,
+                fractions: tuple[float, float, float] = (0.65, 0.15, 0.20),
+                hierarchy: bool = False, check_images: bool = True,
+                skips: Skips | None = None) -> list[Item]:
+    """Items of one split: ``images={"screenshot", "wireframe"}``, label = topic index
+    (alphabetical), and with ``hierarchy=True`` ``texts={"hierarchy": json text}``.
+
+    The split follows the public loaders: drop 50105 / 50109, shuffle with a seeded RNG
+    (seed 42), cut 65 / 15 / 20 %.
+
+    Examples::
+
+        >>> items = load_enrico("data/enrico", "test")
+    """
+    root = require_dir(data_dir, "data_dir", HINT)
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}.")
+    skips = skips if skips is not None else Skips()
+    rows = []
+    with require_file(root / "design_topics.csv", HINT).open(newline="") as f:
+        for row in csv.DictReader(f):
+            screen, topic = row["screen_id"].strip(), row["topic"].strip().lower()
+            if screen in DROPPED:
+                continue
+            if topic not in TOPICS:
+                skips.add(f"unknown topic {topic!r}", screen)
+                continue
+            rows.append((screen, TOPICS.index(topic)))
+    order = np.random.default_rng(seed).permutation(len(rows))
+    n_train = round(fractions[0] * len(rows))
+    n_val = round(fractions[1] * len(rows))
+    bounds = {"train": (0, n_train), "val": (n_train, n_train + n_val),
+              "test": (n_train + n_val, len(rows))}[split]
+    items = []
+    for i in order[bounds[0] : bounds[1]].tolist():
+        screen, label = rows[i]
+        shot = safe_child(root, "screenshots", screen, ".jpg")
+        wire = safe_child(root, "wireframes", screen, ".png")
+        if not (shot.is_file() and wire.is_file()) or (
+                check_images and not (readable_image(shot) and readable_image(wire))):
+            skips.add("missing or unreadable screenshot / wireframe", screen)
+            continue
+        texts = {}
+        if hierarchy:
+            h = safe_child(root, "hierarchies", screen, ".json")
+            texts["hierarchy"] = json.dumps(json.loads(h.read_text())) if h.is_file() else ""
+        items.append(Item(screen, texts, {"screenshot": shot, "wireframe": wire}, label))
+    return items

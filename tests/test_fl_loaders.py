@@ -1,0 +1,150 @@
+"""MM-IMDb, ENRICO and MMHS150K loaders on tiny fixture trees in the published formats."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fl_i2moe_layer.data.common import Skips, load_image
+from fl_i2moe_layer.data.enrico import TOPICS, load_enrico
+from fl_i2moe_layer.data.mmhs150k import load_mmhs150k
+from fl_i2moe_layer.data.mmimdb import GENRES, load_mmimdb, load_mmimdb_hdf5
+
+
+def _img(path, colour=(200, 30, 30), size=(40, 60)) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, colour).save(path)
+
+
+@pytest.fixture
+def mmimdb(tmp_path):
+    root = tmp_path / "mmimdb"
+    movies = {
+        "0000001": {"plot": ["Short one.::anon", "A much longer plot text.::bob"],
+                    "genres": ["drama", "News"]},
+        "0000002": {"plot": ["Funny."], "genres": ["Comedy", "Sci-Fi"]},
+        "0000003": {"plot": [], "genres": ["Drama"]},            # no plot: skipped
+        "0000004": {"plot": ["Adults."], "genres": ["Adult"]},    # no known genre: skipped
+        "0000005": {"plot": ["No poster."], "genres": ["War"]},  # no poster: skipped
+        "0000006": {"plot": ["Broken poster."], "genres": ["War"]},
+    }
+    for mid, meta in movies.items():
+        (root / "dataset").mkdir(parents=True, exist_ok=True)
+        (root / "dataset" / f"{mid}.json").write_text(json.dumps(meta))
+        if mid not in ("0000005", "0000006"):
+            _img(root / "dataset" / f"{mid}.jpeg")
+    (root / "dataset" / "0000006.jpeg").write_bytes(b"not a jpeg")
+    split = {"train": list(movies), "dev": ["0000007"], "test": []}
+    (root / "split.json").write_text(json.dumps(split))
+    return root
+
+
+def test_mmimdb_raw(mmimdb) -> None:
+    skips = Skips()
+    items = load_mmimdb(mmimdb, "train", skips=skips)
+    assert [i.id for i in items] == ["0000001", "0000002"]
+    assert items[0].texts["plot"] == "Short one."
+    assert items[0].label[GENRES.index("Drama")] == 1 and sum(items[0].label) == 1
+    assert items[1].label[GENRES.index("Sci-Fi")] == 1
+    assert skips.total == 4
+    longest = load_mmimdb(mmimdb, "train", plot="longest")
+    assert longest[0].texts["plot"] == "A much longer plot text."
+    assert load_image(items[0].images["poster"], size=32).shape == (3, 32, 32)
+    assert load_mmimdb(mmimdb, "dev") == []  # id without files: counted skip
+
+
+def test_mmimdb_errors(mmimdb, tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"data_dir.*mmimdb\.tar\.gz"):
+        load_mmimdb(tmp_path / "missing")
+    with pytest.raises(ValueError, match="plot must"):
+        load_mmimdb(mmimdb, plot="random")
+    (mmimdb / "split.json").write_text(json.dumps({"train": ["0000001"], "dev": ["0000001"],
+                                                   "test": []}))
+    with pytest.raises(ValueError, match="share 1 ids"):
+        load_mmimdb(mmimdb)
+    (mmimdb / "split.json").write_text(json.dumps({"train": ["../escape"], "dev": [],
+                                                   "test": []}))
+    with pytest.raises(ValueError, match="not a plain file name"):
+        load_mmimdb(mmimdb)
+
+
+def test_mmimdb_hdf5(tmp_path) -> None:
+    h5py = pytest.importorskip("h5py")
+    n = 18161  # the split boundaries are fixed; keep arrays tiny but long enough
+    path = tmp_path / "multimodal_imdb.hdf5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("features", data=np.zeros((n, 2), np.float32))
+        f.create_dataset("vgg_features", data=np.zeros((n, 1), np.float32))
+        f.create_dataset("images", data=np.zeros((n, 1), np.int32))
+        g = f.create_dataset("genres", data=np.zeros((n, 23), np.int32))
+        g.attrs["target_names"] = json.dumps(list(GENRES))
+        f.create_dataset("imdb_ids", data=np.array([b"0000001"] * n, dtype="S7"))
+    dev = load_mmimdb_hdf5(path, "dev")
+    assert dev["labels"].shape == (2608, 23) and dev["ids"][0] == "0000001"
+    with pytest.raises(ValueError, match="split must"):
+        load_mmimdb_hdf5(path, "val")
+
+
+def test_enrico(tmp_path) -> None:
+    root = tmp_path / "enrico"
+    rows = ["screen_id,topic"]
+    for k in range(22):
+        sid = str(1000 + k)
+        rows.append(f"{sid},{TOPICS[k % len(TOPICS)]}")
+        _img(root / "screenshots" / f"{sid}.jpg", (k * 10, 0, 0))
+        if k != 3:
+            _img(root / "wireframes" / f"{sid}.png", (0, k * 10, 0))
+    rows += ["50105,list", "9999,spaceship"]
+    root.mkdir(exist_ok=True)
+    (root / "design_topics.csv").write_text("\n".join(rows) + "\n")
+    skips = Skips()
+    parts = {s: load_enrico(root, s, skips=skips) for s in ("train", "val", "test")}
+    ids = [i.id for p in parts.values() for i in p]
+    assert len(ids) == len(set(ids)) == 21 and "50105" not in ids
+    # the CSV is read once per split: 3 topic skips; 1003 lacks its wireframe: 1 skip
+    assert skips.counts["unknown topic 'spaceship'"] == 3 and skips.total == 4
+    item = parts["train"][0]
+    assert set(item.images) == {"screenshot", "wireframe"}
+    assert TOPICS[item.label] == TOPICS[(int(item.id) - 1000) % len(TOPICS)]
+    assert [i.id for i in load_enrico(root, "test")] == [i.id for i in parts["test"]]
+    with pytest.raises(FileNotFoundError, match="enrico"):
+        load_enrico(tmp_path / "nope")
+
+
+def test_mmhs150k(tmp_path) -> None:
+    root = tmp_path / "MMHS150K"
+    ids = ["1114679353714016256", "1063020048816660480", "1108927368075374593",
+           "1114558534635618305"]
+    gt = {
+        ids[0]: {"tweet_text": "a", "labels": [0, 1, 2]},  # 2 hateful votes: hate
+        ids[1]: {"tweet_text": "b", "labels": [0, 0, 1]},  # not hate; no majority? 0 wins
+        ids[2]: {"tweet_text": "c", "labels": [1, 2, 3]},  # no majority for 6-class
+        ids[3]: {"tweet_text": "d", "labels": [0, 9, 0]},  # unknown vote: skipped
+    }
+    root.mkdir()
+    (root / "MMHS150K_GT.json").write_text(json.dumps(gt))
+    for i in ids:
+        _img(root / "img_resized" / f"{i}.jpg")
+    (root / "img_txt").mkdir()
+    (root / "img_txt" / f"{ids[0]}.json").write_text(json.dumps({"img_text": "ocr words"}))
+    (root / "splits").mkdir()
+    (root / "splits" / "train_ids.txt").write_text("\n".join(ids) + "\n")
+    (root / "splits" / "val_ids.txt").write_text("")
+    (root / "splits" / "test_ids.txt").write_text("")
+    skips = Skips()
+    items = load_mmhs150k(root, "train", skips=skips)
+    assert [i.id for i in items] == ids[:3] and skips.total == 1
+    assert [i.label for i in items] == [1, 0, 1]
+    assert items[0].texts == {"tweet": "a", "ocr": "ocr words"} and items[1].texts["ocr"] == ""
+    multi = load_mmhs150k(root, "train", target="multiclass")
+    assert [(i.id, i.label) for i in multi] == [(ids[1], 0)]
+    union = load_mmhs150k(root, "train", target="multilabel")
+    assert union[0].label == [1, 1, 0, 0, 0]
+    (root / "splits" / "test_ids.txt").write_text(ids[0] + "\n")
+    with pytest.raises(ValueError, match="'train' and 'test' share"):
+        load_mmhs150k(root, "train")
+    with pytest.raises(ValueError, match="target must"):
+        load_mmhs150k(root, target="six")
