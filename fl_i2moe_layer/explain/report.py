@@ -47,17 +47,15 @@ class ComponentExplanation:
 
     def tokens(self, method: str) -> tuple[Tensor, ...]:
         """Per-modality token scores of ``method`` (a token method)."""
-        if method not in TOKEN_METHODS:
-            raise ValueError(f"method must be one of {TOKEN_METHODS}, got {method!r}.")
-        value = getattr(self, method)
-        if value is None:
-            raise ValueError(f"{method!r} was not computed for {self.name!r}.")
-        return value
+        return self._computed(method, TOKEN_METHODS)
 
     def pairs(self, method: str) -> Tensor:
         """The (B, F, F) matrix of ``method`` (a pair method)."""
-        if method not in PAIR_METHODS:
-            raise ValueError(f"method must be one of {PAIR_METHODS}, got {method!r}.")
+        return self._computed(method, PAIR_METHODS)
+
+    def _computed(self, method: str, allowed: tuple[str, ...]) -> Any:
+        if method not in allowed:
+            raise ValueError(f"method must be one of {allowed}, got {method!r}.")
         value = getattr(self, method)
         if value is None:
             raise ValueError(f"{method!r} was not computed for {self.name!r}.")
