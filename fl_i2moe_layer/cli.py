@@ -6,6 +6,9 @@ Examples::
     fl-i2moe train --dataset planted --out runs/planted
     fl-i2moe evaluate --checkpoint runs/planted/best.safetensors
     fl-i2moe explain --checkpoint runs/planted/best.safetensors --examples 0 3
+    fl-i2moe train --dataset mmimdb --data-dir data/mmimdb --out runs/mmimdb
+    fl-i2moe evaluate --checkpoint runs/mmimdb --data-dir data/mmimdb --faithfulness
+    fl-i2moe explain --checkpoint runs/mmimdb --data-dir data/mmimdb --index 0 4
 """
 
 from __future__ import annotations
@@ -48,16 +51,37 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=int, default=40)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--cache-dir", default=None)
+    t.add_argument("--split-limit", type=int, default=None,
+                   help="real datasets: use at most N items per split")
+    t.add_argument("--hidden-dim", type=int, default=64, help="real datasets (default: 64)")
+    t.add_argument("--num-layers", type=int, default=1, help="real datasets (default: 1)")
+    t.add_argument("--max-length", type=int, default=64,
+                   help="real datasets: text tokens (default: 64)")
+    t.add_argument("--lr", type=float, default=1e-3, help="real datasets (default: 1e-3)")
+    t.add_argument("--batch-size", type=int, default=32)
+    t.add_argument("--patience", type=int, default=5)
     for name, helptext in (("evaluate", "task metrics and pair-masking faithfulness"),
                            ("explain", "SII / RG explanations of chosen examples")):
         e = sub.add_parser(name, help=helptext)
-        e.add_argument("--checkpoint", required=True, help="a best.safetensors from train")
+        e.add_argument("--checkpoint", required=True,
+                       help="a best.safetensors from train, or a real-dataset run folder")
+        e.add_argument("--data-dir", default=None, help="dataset folder (real datasets)")
+        e.add_argument("--split", default="test", help="real datasets: split (default: test)")
+        e.add_argument("--split-limit", type=int, default=None,
+                       help="real datasets: use at most N items of the split")
         e.add_argument("--model", choices=("fl_i2moe", "dense"), default="fl_i2moe")
         e.add_argument("--n", type=int, default=800)
         e.add_argument("--seed", type=int, default=0)
         e.add_argument("--cache-dir", default=None)
         e.add_argument("--n-samples", type=int, default=512, help="coalitions per example")
+        if name == "evaluate":
+            e.add_argument("--faithfulness", action="store_true",
+                           help="real datasets: SII pair-masking faithfulness")
+            e.add_argument("--n-faithfulness", type=int, default=8,
+                           help="examples scored by --faithfulness (default: 8)")
         if name == "explain":
+            e.add_argument("--index", type=int, nargs="+", default=None,
+                           help="real datasets: example indices in the split")
             e.add_argument("--examples", type=int, nargs="+", default=[0],
                            help="test-split example indices")
             e.add_argument("--out", default="explanations", help="figure folder")
@@ -82,6 +106,59 @@ def _load(args: argparse.Namespace):
     return model
 
 
+def _train_real(args: argparse.Namespace, folder: Path) -> int:
+    from fl_i2moe_layer.data.real import train_real
+
+    out = args.out if args.out != "runs/planted" else f"runs/{args.dataset}"
+    config = train_real(args.dataset, folder, out, epochs=args.epochs,
+                        split_limit=args.split_limit, lr=args.lr, batch_size=args.batch_size,
+                        patience=args.patience, cache_dir=args.cache_dir, progress=True,
+                        model=args.model, hidden_dim=args.hidden_dim,
+                        num_layers=args.num_layers, max_length=args.max_length,
+                        seed=args.seed)
+    print({k: round(v, 4) for k, v in config.metrics.items()})
+    print(f"checkpoint: {out} (best.safetensors, run.json)")
+    return 0
+
+
+def _evaluate_or_explain_real(args: argparse.Namespace, run: Path) -> int:
+    from fl_i2moe_layer.data.real import (
+        Encoders,
+        explain_real,
+        load_run,
+        sii_pair_masking,
+        split_data,
+        subset,
+    )
+    from fl_i2moe_layer.training import Trainer
+
+    config, model = load_run(run)
+    if args.data_dir is None or not Path(args.data_dir).is_dir():
+        hint = DOWNLOADS[config.dataset].format(dir=args.data_dir or f"data/{config.dataset}")
+        print(f"error: --data-dir {args.data_dir!r} is not a folder. {hint}", file=sys.stderr)
+        return 2
+    encoders = Encoders(config)
+    items, data = split_data(config, args.data_dir, args.split, limit=args.split_limit,
+                             cache_dir=args.cache_dir, encoders=encoders)
+    if args.command == "evaluate":
+        metrics = Trainer(model, progress=False).evaluate(data)
+        print(f"{config.dataset} {args.split} ({len(items)} examples):",
+              {k: round(v, 4) for k, v in metrics.items()})
+        if args.faithfulness:
+            index = list(range(min(args.n_faithfulness, len(items))))
+            res = sii_pair_masking(model, subset(data, index), config.task,
+                                   n_samples=args.n_samples, seed=args.seed)
+            print(res.summary(f"SII pair masking ({len(index)} examples)"))
+        return 0
+    indices = args.index if args.index is not None else args.examples
+    summaries = explain_real(config, model, items, data, indices, args.out,
+                             encoders=encoders, n_samples=args.n_samples, seed=args.seed)
+    for s in summaries:
+        print(f"example {s['index']} (id {s['id']}): target {s['target']} "
+              f"routing {s['routing']} -> {args.out}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``fl-i2moe`` and ``python -m fl_i2moe_layer``."""
     args = _parser().parse_args(argv)
@@ -94,14 +171,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "train":
         if args.dataset != "planted":
             folder = Path(args.data_dir or f"data/{args.dataset}")
-            hint = DOWNLOADS[args.dataset].format(dir=folder)
             if not folder.is_dir():
+                hint = DOWNLOADS[args.dataset].format(dir=folder)
                 print(f"error: dataset folder {str(folder)!r} not found. {hint}",
                       file=sys.stderr)
                 return 2
-            print(f"error: training on {args.dataset} is not wired into the CLI yet; only "
-                  "--dataset planted is. " + hint, file=sys.stderr)
-            return 2
+            return _train_real(args, folder)
         from fl_i2moe_layer.data.evaluation import build_model, train_model
 
         train, test = _split(args)
@@ -111,6 +186,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print({k: round(v, 4) for k, v in metrics.items()})
         print(f"checkpoint: {Path(args.out) / 'best.safetensors'}")
         return 0
+    from fl_i2moe_layer.data.real import run_folder
+
+    run = run_folder(args.checkpoint)
+    if run is not None:
+        return _evaluate_or_explain_real(args, run)
     from fl_i2moe_layer.data.evaluation import pair_masking, recover_pairs
     from fl_i2moe_layer.training.metrics import classification_metrics
 

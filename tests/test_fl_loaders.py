@@ -6,17 +6,12 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image
+from fl_fixtures import save_image as _img
 
 from fl_i2moe_layer.data.common import Skips, load_image
 from fl_i2moe_layer.data.enrico import TOPICS, load_enrico
 from fl_i2moe_layer.data.mmhs150k import load_mmhs150k
 from fl_i2moe_layer.data.mmimdb import GENRES, load_mmimdb, load_mmimdb_hdf5
-
-
-def _img(path, colour=(200, 30, 30), size=(40, 60)) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new("RGB", size, colour).save(path)
 
 
 @pytest.fixture
