@@ -15,7 +15,6 @@ from captum_interactions.attr._pair_attribution import (
 )
 from captum_interactions.estimators.exact import exact_sii
 from captum_interactions.estimators.sii_sampling import CONTROL_VARIATES, estimate_sii
-from captum_interactions.estimators.size_plan import plan_sizes
 from captum_interactions.perturbation.target import TargetType
 from captum_interactions.players import PairsType
 from captum_interactions.removal import BaselineInput, RemovalOperator
@@ -152,7 +151,6 @@ class ShapleyInteractionIndex(PairAttribution):
                 raw = exact_sii(evaluator)
                 err = torch.zeros_like(raw)
             else:
-                plan_sizes(n, n_samples)  # fails early, with the minimum budget, if too small
                 evaluator.expect(n_samples)
                 estimate = estimate_sii(
                     evaluator, n_samples, seed=seed, control_variate=control_variate,

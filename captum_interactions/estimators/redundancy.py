@@ -117,20 +117,23 @@ def exact_redundancy(table: Tensor, pairs: Tensor, n: int) -> Tensor:
         [1.0 / ((n - 1) * math.comb(n - 2, s)) if s <= n - 2 else 0.0 for s in range(n + 1)],
         dtype=torch.float64, device=device,
     )
-    out = torch.zeros(batch, n_pairs, dtype=torch.float64, device=device)
-    for b in range(batch):
-        for lo in range(0, n_pairs, pair_chunk):
-            bit_i = 1 << pairs[b, lo : lo + pair_chunk, 0]
-            bit_j = 1 << pairs[b, lo : lo + pair_chunk, 1]
-            free = ((codes.unsqueeze(0) & (bit_i | bit_j).unsqueeze(1)) == 0).double()
-            s_codes = codes.unsqueeze(0)
-            col = table[:, b]
-            rg = redundancy_from_quartet(
-                col[s_codes.expand_as(free)],
-                col[s_codes | bit_i.unsqueeze(1)],
-                col[s_codes | bit_j.unsqueeze(1)],
-                col[s_codes | (bit_i | bit_j).unsqueeze(1)],
-            )
-            w = weight_of_size[popcount].unsqueeze(0) * free
-            out[b, lo : lo + pair_chunk] = (rg * w).sum(1)
-    return out
+    # Flatten (example, pair) so that one gather serves the whole batch, chunk by chunk.
+    example = torch.arange(batch, device=device).repeat_interleave(n_pairs)
+    flat_pairs = pairs.reshape(-1, 2)
+    by_example = table.t()  # (B, 2^n)
+    s_codes = codes.unsqueeze(0)
+    weight = weight_of_size[popcount].unsqueeze(0)
+    out = torch.zeros(batch * n_pairs, dtype=torch.float64, device=device)
+    for lo in range(0, batch * n_pairs, pair_chunk):
+        rows = by_example[example[lo : lo + pair_chunk]]  # (chunk, 2^n)
+        bit_i = (1 << flat_pairs[lo : lo + pair_chunk, 0]).unsqueeze(1)
+        bit_j = (1 << flat_pairs[lo : lo + pair_chunk, 1]).unsqueeze(1)
+        free = ((s_codes & (bit_i | bit_j)) == 0).double()
+        rg = redundancy_from_quartet(
+            rows,
+            rows.gather(1, (s_codes | bit_i).expand_as(rows)),
+            rows.gather(1, (s_codes | bit_j).expand_as(rows)),
+            rows.gather(1, (s_codes | bit_i | bit_j).expand_as(rows)),
+        )
+        out[lo : lo + pair_chunk] = (rg * weight * free).sum(1)
+    return out.view(batch, n_pairs)

@@ -47,7 +47,6 @@ N_REPLICATES = 16
 class SIIEstimate:
     values: Tensor  # (B, F, F) float64, diagonal not yet masked
     stderr: Tensor  # (B, F, F) float64
-    n_evaluated: int
 
 
 def resolve_control_variate(mode: str, n_players: int) -> str:
@@ -79,7 +78,7 @@ def estimate_sii(
     h = sii_size_weights(n).to(device)
     exact = _enumerated_part(evaluator, design, h)
     if design.n_units == 0:
-        return SIIEstimate(exact, torch.zeros_like(exact), evaluator.n_evaluated)
+        return SIIEstimate(exact, torch.zeros_like(exact))
 
     # Pass 1: evaluate the units, keep their (symmetrised) values, stream regression statistics.
     regression = ReplicateRegression(n_replicates, n, batch, device, mode, tied=paired)
@@ -130,7 +129,7 @@ def estimate_sii(
             )
             offset += length
     mean, stderr = replicate_sums.finish()
-    return SIIEstimate(exact + mean, stderr, evaluator.n_evaluated)
+    return SIIEstimate(exact + mean, stderr)
 
 
 def _enumerated_part(evaluator: CoalitionEvaluator, design: StratifiedDesign, h: Tensor) -> Tensor:

@@ -2,13 +2,11 @@
 
 from captum_interactions.testing.games import PolynomialGame, TableGame, random_polynomial_game
 from captum_interactions.testing.toy_models import (
-    KeyPaddingFusion,
     TinyFusionTransformer,
     train_tiny_fusion,
 )
 
 __all__ = [
-    "KeyPaddingFusion",
     "PolynomialGame",
     "TableGame",
     "TinyFusionTransformer",

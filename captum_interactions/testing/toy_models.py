@@ -45,9 +45,6 @@ class TinyFusionTransformer(nn.Module):
         return self.head(encoded[:, 0])
 
 
-class KeyPaddingFusion(TinyFusionTransformer):
-    """Alias kept for readability in tests: the presence-mask model."""
-
 
 def planted_synergy_data(n: int, n_text: int = 8, n_image: int = 8, hidden: int = 16,
                          seed: int = 0) -> tuple[Tensor, Tensor, Tensor]:
