@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint compare clean
+.PHONY: demo test lint compare bench bench-quick clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
+	$(MAKE) --no-print-directory bench-quick
 	$(PY) -m ruff check captum_interactions fl_i2moe_layer tests examples benchmarks
 
 lint: $(STAMP)
@@ -29,8 +30,25 @@ lint: $(STAMP)
 
 # Estimator comparison against exact SII and shapiq (docs/estimators.md).
 compare: $(STAMP)
-	$(PIP) install --quiet -e ".[bench]"
 	$(PY) benchmarks/compare_sii_estimators.py --out docs/estimators_table.md
+
+# The benchmark suite (docs/benchmarks.md): each module is its own run, so that one failure
+# keeps the others' figures. CPU: about 1 h 15 min on 2 cores; run it on an idle machine.
+# BENCH_DEVICE=cuda on a GPU machine; BENCH_ARGS for extra pytest options (e.g. -k).
+BENCH_DEVICE ?= auto
+BENCH_MODULES ?= accuracy large_players throughput memory kernels
+BENCH_ARGS ?=
+bench: $(STAMP)
+	@status=0; for m in $(BENCH_MODULES); do \
+	  $(PY) -m pytest -q -p no:cacheprovider benchmarks/test_$$m.py --device $(BENCH_DEVICE) \
+	    --benchmark-json benchmarks/results/pytest-benchmark-$$m.json $(BENCH_ARGS) \
+	    || { echo "benchmarks/test_$$m.py FAILED (its finished records are kept)"; status=1; }; \
+	done; \
+	$(PY) benchmarks/report.py && exit $$status
+
+# Smoke run of every benchmark (tiny sizes, no timing asserted); part of `make test`.
+bench-quick: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider benchmarks --quick --benchmark-disable --threads 1
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -8,42 +8,97 @@ Prints the median time of each over ``--repeats`` interleaved steps (after warm-
 ratio. Run it on an otherwise idle machine: both paths do the same arithmetic, so on a CPU the
 difference is per-operation overhead (many small kernels, thread synchronisation) against
 cache locality (the vectorised tensors are (M + 1)(M + 2) times larger).
+``benchmarks/test_kernels.py`` runs the same comparison inside the benchmark suite.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-import time
+import sys
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
+from torch import Tensor
 
+if __package__ in (None, ""):
+    # Run as a script (the documented command): make the repository root importable so that
+    # the timing helper is shared with the benchmark suite instead of copied.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import interleaved_times
 from fl_i2moe_layer import FLI2MoE
-from fl_i2moe_layer.model.reference import sequential_forward, sequential_loss_terms
+from fl_i2moe_layer.model.reference import (
+    sequential_forward,
+    sequential_loss_terms,
+)
 
 
-def time_steps(steps: dict[str, Callable[[], None]], repeats: int, warmup: int,
-               device: torch.device) -> dict[str, list[float]]:
-    """Time each step ``repeats`` times, interleaved (a, b, a, b, ...) so that a change in
-    machine load during the run affects both alike."""
+@dataclass(frozen=True)
+class StepConfig:
+    """Shape of one training step: M modalities of B examples × T tokens × H features."""
 
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+    modalities: int = 2
+    batch: int = 32
+    tokens: int = 32
+    hidden: int = 128
+    layers: int = 2
+    heads: int = 4
+    classes: int = 10
 
-    for step in steps.values():
-        for _ in range(warmup):
-            step()
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(repeats):
-        for name, step in steps.items():
-            sync()
-            start = time.perf_counter()
-            step()
-            sync()
-            times[name].append(time.perf_counter() - start)
-    return times
+    def label(self) -> str:
+        return (f"M={self.modalities}, B={self.batch}, T=P={self.tokens}, H={self.hidden}, "
+                f"{self.layers} layers, {self.heads} heads")
+
+
+@dataclass
+class TrainingSteps:
+    """The two training steps on one batch, and the loss each path computes for it."""
+
+    vectorised: Callable[[], None]
+    sequential: Callable[[], None]
+    loss_vectorised: Tensor
+    loss_sequential: Tensor
+
+
+def training_steps(config: StepConfig, device: torch.device, seed: int = 0) -> TrainingSteps:
+    """One FL-I2MoE layer, one batch and a step function per path (same parameters, same
+    replacement noise: each step reseeds its generator)."""
+    torch.manual_seed(seed)
+    # dropout=0 so that both paths compute exactly the same function.
+    layer = FLI2MoE(config.modalities, config.hidden, config.classes, num_layers=config.layers,
+                    num_heads=config.heads, dropout=0.0).to(device).train()
+    shape = (config.batch, config.tokens)
+    inputs = [torch.randn(*shape, config.hidden, device=device)
+              for _ in range(config.modalities)]
+    masks = [torch.ones(shape, dtype=torch.bool, device=device)
+             for _ in range(config.modalities)]
+    labels = torch.randint(0, config.classes, (config.batch,), device=device)
+
+    def vectorised() -> None:
+        gen = torch.Generator(device).manual_seed(seed)
+        out = layer(inputs, masks, generator=gen)
+        layer.zero_grad(set_to_none=True)
+        layer.loss(out, labels).backward()
+
+    def sequential() -> None:
+        gen = torch.Generator(device).manual_seed(seed)
+        out = sequential_forward(layer, inputs, masks, generator=gen)
+        layer.zero_grad(set_to_none=True)
+        sequential_loss_terms(layer, out, labels).total.backward()
+
+    with torch.no_grad():
+        loss_vec = layer.loss(
+            layer(inputs, masks, generator=torch.Generator(device).manual_seed(seed)), labels
+        )
+        loss_seq = sequential_loss_terms(
+            layer, sequential_forward(layer, inputs, masks,
+                                      generator=torch.Generator(device).manual_seed(seed)),
+            labels,
+        ).total
+    return TrainingSteps(vectorised, sequential, loss_vec, loss_seq)
 
 
 def main() -> None:
@@ -63,44 +118,18 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    torch.manual_seed(0)
-    # dropout=0 so that both paths compute exactly the same function.
-    layer = FLI2MoE(args.modalities, args.hidden, args.classes, num_layers=args.layers,
-                    num_heads=args.heads, dropout=0.0).to(device).train()
-    inputs = [torch.randn(args.batch, args.tokens, args.hidden, device=device)
-              for _ in range(args.modalities)]
-    masks = [torch.ones(args.batch, args.tokens, dtype=torch.bool, device=device)
-             for _ in range(args.modalities)]
-    labels = torch.randint(0, args.classes, (args.batch,), device=device)
-
-    def vectorised() -> None:
-        gen = torch.Generator(device).manual_seed(0)
-        out = layer(inputs, masks, generator=gen)
-        layer.zero_grad(set_to_none=True)
-        layer.loss(out, labels).backward()
-
-    def sequential() -> None:
-        gen = torch.Generator(device).manual_seed(0)
-        out = sequential_forward(layer, inputs, masks, generator=gen)
-        layer.zero_grad(set_to_none=True)
-        sequential_loss_terms(layer, out, labels).total.backward()
-
-    # Same loss on the same batch and parameters: the two paths compute one function.
-    with torch.no_grad():
-        a = layer.loss(layer(inputs, masks, generator=torch.Generator(device).manual_seed(0)),
-                       labels)
-        b = sequential_loss_terms(
-            layer, sequential_forward(layer, inputs, masks,
-                                      generator=torch.Generator(device).manual_seed(0)), labels
-        ).total
-    times = time_steps({"vectorised": vectorised, "sequential": sequential}, args.repeats,
-                       args.warmup, device)
+    config = StepConfig(args.modalities, args.batch, args.tokens, args.hidden, args.layers,
+                        args.heads, args.classes)
+    steps = training_steps(config, device)
+    times = interleaved_times({"vectorised": steps.vectorised, "sequential": steps.sequential},
+                              rounds=args.repeats, warmup=args.warmup, device=device)
     t_vec, t_seq = times["vectorised"], times["sequential"]
     med_vec, med_seq = statistics.median(t_vec), statistics.median(t_seq)
-    print(f"device={device} threads={torch.get_num_threads()} M={args.modalities} "
-          f"B={args.batch} T=P={args.tokens} H={args.hidden} layers={args.layers} "
-          f"heads={args.heads} experts={args.modalities + 2} variants={args.modalities + 1}")
-    print(f"loss vectorised={a.item():.6f} sequential={b.item():.6f}")
+    print(f"device={device} threads={torch.get_num_threads()} {config.label()} "
+          f"experts={args.modalities + 2} variants={args.modalities + 1}")
+    # Same loss on the same batch and parameters: the two paths compute one function.
+    print(f"loss vectorised={steps.loss_vectorised.item():.6f} "
+          f"sequential={steps.loss_sequential.item():.6f}")
     print(f"vectorised  median {med_vec * 1e3:8.2f} ms  (min {min(t_vec) * 1e3:.2f})")
     print(f"sequential  median {med_seq * 1e3:8.2f} ms  (min {min(t_seq) * 1e3:.2f})")
     print(f"speed-up (sequential / vectorised): {med_seq / med_vec:.2f}x")

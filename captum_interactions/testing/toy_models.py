@@ -72,7 +72,7 @@ def train_tiny_fusion(seed: int = 0, steps: int = 400, n_text: int = 8, n_image:
         the model in eval mode, and held-out text and image inputs (16 examples).
     """
     torch.manual_seed(seed)
-    model = TinyFusionTransformer(hidden=hidden)
+    model = TinyFusionTransformer(hidden=hidden, max_len=max(64, n_text + n_image))
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     for step in range(steps):
         text, image, labels = planted_synergy_data(128, n_text, n_image, hidden, seed + 1000 + step)
