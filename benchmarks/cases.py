@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from benchmarks.common import coalition_game, run_shapiq, upper_pairs
 from captum_interactions import ShapleyInteractionIndex
 from captum_interactions.testing import random_polynomial_game, train_tiny_fusion
 
@@ -42,8 +43,32 @@ class Case:
             self.inputs, pairs=self.pairs, n_samples=n_samples, seed=seed, **self.kwargs,
             **options)
 
-    def example(self, b: int) -> tuple[Tensor, ...]:
-        return tuple(x[b : b + 1] for x in self.inputs)
+    def example(self, b: int) -> tuple[tuple[Tensor, ...], dict[str, Any]]:
+        """Example ``b``'s inputs and attribution options (its slice of tensor
+        ``additional_forward_args``), for estimators that take one example at a time."""
+        kwargs = dict(self.kwargs)
+        extra = kwargs.get("additional_forward_args")
+        if extra is not None:
+            kwargs["additional_forward_args"] = tuple(e[b : b + 1] for e in extra)
+        return tuple(x[b : b + 1] for x in self.inputs), kwargs
+
+
+def estimate(case: Case, estimator: str, budget: int, seed: int,
+             ours: dict[str, dict[str, Any]]) -> list[Tensor]:
+    """One (n, n) float64 CPU estimate per example: this project's estimator with the options
+    ``ours[estimator]``, or shapiq's ``"shapiq <name>"`` through the same perturbation engine
+    and chunk size."""
+    if estimator in ours:
+        out = case.attribute(budget, seed, perturbations_per_eval=1024, **ours[estimator])
+        return list(out.double().cpu())
+    name = estimator.removeprefix("shapiq ")
+    pairs = upper_pairs(case.pair_mask).cpu()
+    out = []
+    for b in range(case.inputs[0].shape[0]):
+        inputs, kwargs = case.example(b)
+        game, _ = coalition_game(case.model, inputs, chunk=1024, **kwargs)
+        out.append(run_shapiq(name, game, case.n_players, budget, seed, pairs))
+    return out
 
 
 def cross_mask(n_text: int, n_image: int, device: torch.device | str = "cpu") -> Tensor:

@@ -1,4 +1,5 @@
-"""Shared pieces of the benchmark suite: timing, shapiq games, error measures."""
+"""Shared pieces of the benchmark suite: timing, a counting model wrapper, random fusion
+models, shapiq games, error measures."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from captum_interactions.perturbation.engine import CoalitionEvaluator
 from captum_interactions.perturbation.target import TargetSelector
 from captum_interactions.players import resolve_players
 from captum_interactions.removal import make_removal
+from captum_interactions.testing import TinyFusionTransformer
 
 SHAPIQ_NAMES = (
     "PermutationSamplingSII",
@@ -75,8 +77,78 @@ def interleaved_times(steps: dict[str, Callable[[], Any]], *, rounds: int, warmu
     return times
 
 
+def timed_comparison(steps: dict[str, Callable[[], Any]], device: torch.device, quick: bool,
+                     seconds: float, *, min_rounds: int = 3, max_rounds: int = 30,
+                     warmup: int = 1) -> dict[str, list[float]]:
+    """Interleaved times of the steps, with as many rounds as fit in about ``seconds``
+    (``min_rounds`` to ``max_rounds``) so that slow configurations finish in a bounded time
+    and fast ones get enough rounds for a stable median. Quick mode only checks that the
+    comparison runs: one round, no warm-up."""
+    if quick:
+        return interleaved_times(steps, rounds=1, warmup=0, device=device)
+    sync(device)
+    start = time.perf_counter()
+    for step in steps.values():  # the first call of each is also a warm-up
+        step()
+    sync(device)
+    per_round = time.perf_counter() - start
+    rounds = min(max_rounds, max(min_rounds, int(seconds / max(per_round, 1e-6))))
+    return interleaved_times(steps, rounds=rounds, warmup=warmup, device=device)
+
+
 def median(values: list[float]) -> float:
     return float(statistics.median(values))
+
+
+class CountingModel(nn.Module):
+    """Wraps a model: counts the rows it evaluates, the largest forward batch, and the time
+    spent inside it (to check that compared sides run the same rows, and to split an
+    attribution call into forwards and everything else)."""
+
+    def __init__(self, model: nn.Module, device: torch.device) -> None:
+        super().__init__()
+        self.model = model
+        self.device = device
+        self.reset()
+
+    def reset(self) -> None:
+        self.rows = 0
+        self.max_batch = 0
+        self.seconds = 0.0
+
+    def forward(self, *args: Any, **kwargs: Any) -> Tensor:
+        self.rows += args[0].shape[0]
+        self.max_batch = max(self.max_batch, args[0].shape[0])
+        sync(self.device)
+        start = time.perf_counter()
+        out = self.model(*args, **kwargs)
+        sync(self.device)
+        self.seconds += time.perf_counter() - start
+        return out
+
+
+def random_fusion(n_text: int, n_image: int, hidden: int, device: torch.device, *,
+                  n_layers: int = 1, n_heads: int | None = None,
+                  examples: int = 1) -> tuple[CountingModel, tuple[Tensor, Tensor]]:
+    """A float32 TinyFusionTransformer with random weights (cost and memory do not depend on
+    them), wrapped in :class:`CountingModel`, and ``examples`` random text and image inputs."""
+    torch.manual_seed(0)
+    model = TinyFusionTransformer(hidden=hidden, n_layers=n_layers,
+                                  n_heads=n_heads or max(1, hidden // 64),
+                                  max_len=n_text + n_image).to(device).eval()
+    gen = torch.Generator().manual_seed(1)
+    inputs = (torch.randn(examples, n_text, hidden, generator=gen).to(device),
+              torch.randn(examples, n_image, hidden, generator=gen).to(device))
+    return CountingModel(model, device), inputs
+
+
+def token_mask(inputs: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+    """One player per token, ids consecutive across inputs (this project's default), as
+    Captum feature masks broadcastable to the inputs: (1, T, 1) and (1, P, 1)."""
+    n_text, n_image = inputs[0].shape[1], inputs[1].shape[1]
+    device = inputs[0].device
+    return (torch.arange(n_text, device=device).view(1, n_text, 1),
+            torch.arange(n_text, n_text + n_image, device=device).view(1, n_image, 1))
 
 
 def coalition_game(model: Callable[..., Tensor], inputs: tuple[Tensor, ...], *,

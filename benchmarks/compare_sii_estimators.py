@@ -12,100 +12,52 @@ model), averaged over seeds (and examples).
 from __future__ import annotations
 
 import argparse
+import sys
 import time
-import warnings
 from collections import defaultdict
-from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from captum_interactions import ShapleyInteractionIndex
-from captum_interactions.players import resolve_players
-from captum_interactions.removal import BaselineRemoval
+if __package__ in (None, ""):
+    # Run as a script (the documented command): make the repository root importable so that
+    # the shapiq game and error measures are shared with the benchmark suite.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.cases import Case, cross_mask, estimate, exact_sii
+from benchmarks.common import SHAPIQ_NAMES, relative_l2, upper_pairs
 from captum_interactions.testing import random_polynomial_game, train_tiny_fusion
 
-OURS = {  # label: (control_variate, paired)
-    "ours: paired + tied quadratic CV (default, F<=32)": ("quadratic", True),
-    "ours: quadratic CV": ("quadratic", False),
-    "ours: paired + linear CV": ("linear", True),
-    "ours: linear CV (default, F>32)": ("linear", False),
-    "ours: no CV (stratified HT, SHAP-IQ-like)": ("none", False),
+OURS = {  # label: attribute() options
+    "ours: paired + tied quadratic CV (default, F<=32)": {"control_variate": "quadratic"},
+    "ours: quadratic CV": {"control_variate": "quadratic", "paired": False},
+    "ours: paired + linear CV": {"control_variate": "linear"},
+    "ours: linear CV (default, F>32)": {"control_variate": "linear", "paired": False},
+    "ours: no CV (stratified HT, SHAP-IQ-like)": {"control_variate": "none", "paired": False},
 }
 
 
-def shapiq_approximators() -> dict[str, Callable[..., object]]:
+def shapiq_labels() -> list[str]:
     try:
-        from shapiq.approximator import (
-            SHAPIQ,
-            SVARMIQ,
-            InconsistentKernelSHAPIQ,
-            KernelSHAPIQ,
-            PermutationSamplingSII,
-        )
-    except ImportError:  # shapiq is an optional (bench) extra
-        return {}
-    return {
-        "shapiq KernelSHAPIQ": KernelSHAPIQ,
-        "shapiq InconsistentKernelSHAPIQ": InconsistentKernelSHAPIQ,
-        "shapiq SVARMIQ": SVARMIQ,
-        "shapiq SHAPIQ": SHAPIQ,
-        "shapiq PermutationSamplingSII": PermutationSamplingSII,
-    }
+        import shapiq  # noqa: F401  (an optional extra)
+    except ImportError:
+        return []
+    return [f"shapiq {name}" for name in SHAPIQ_NAMES]
 
 
-def coalition_game(model: torch.nn.Module, inputs: tuple[torch.Tensor, ...], target: int | None):
-    """v(coalitions) for one example, as the numpy callable shapiq expects."""
-    players = resolve_players(inputs, None)
-    removal = BaselineRemoval(None)
-    removal.prepare(inputs, players)
-
-    def value(coalitions: np.ndarray) -> np.ndarray:
-        present = torch.as_tensor(np.asarray(coalitions, dtype=bool)).reshape(-1, 1,
-                                                                             players.n_players)
-        batch, _ = removal.perturb(inputs, players, present)
-        with torch.no_grad():
-            out = model(*batch)
-        out = out if target is None else out[:, target]
-        return out.double().reshape(-1).numpy()
-
-    return value
-
-
-def relative_error(estimate: torch.Tensor, exact: torch.Tensor, mask: torch.Tensor) -> float:
-    diff = (estimate - exact)[mask]
-    return float(diff.norm() / exact[mask].norm())
-
-
-def run_case(name, model, inputs, target, pairs, mask, budgets, seeds, rows, approximators):
-    inputs = inputs if isinstance(inputs, tuple) else (inputs,)
-    sii = ShapleyInteractionIndex(model)
-    exact = sii.attribute(inputs, target=target, pairs=pairs, method="exact",
-                          perturbations_per_eval=4096).double()
-    n = exact.shape[-1]
+def run_case(case: Case, budgets, seeds, rows) -> None:
+    exact = exact_sii(case)
+    pairs = upper_pairs(case.pair_mask).cpu()
     errors: dict[tuple[str, int], list[float]] = defaultdict(list)
+    labels = list(OURS) + shapiq_labels()
     for budget in budgets:
         for seed in seeds:
-            for label, (cv, paired) in OURS.items():
-                est = sii.attribute(inputs, target=target, pairs=pairs, n_samples=budget,
-                                    seed=seed, control_variate=cv, paired=paired,
-                                    perturbations_per_eval=1024)
-                for b in range(exact.shape[0]):
-                    errors[label, budget].append(relative_error(est[b].double(), exact[b], mask))
-            for label, cls in approximators.items():
-                for b in range(exact.shape[0]):
-                    example = tuple(x[b : b + 1] for x in inputs)
-                    game = coalition_game(model, example, target)
-                    approx = cls(n=n, max_order=2, index="SII", random_state=seed)
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore")
-                        values = approx.approximate(budget=budget, game=game)
-                    est = torch.zeros(n, n, dtype=torch.float64)
-                    for i, j in torch.nonzero(torch.triu(mask, 1)).tolist():
-                        est[i, j] = est[j, i] = float(values[(i, j)])
-                    errors[label, budget].append(relative_error(est, exact[b], mask))
-    for label in list(OURS) + list(approximators):
-        rows.append((name, label, [float(np.mean(errors[label, b])) for b in budgets]))
+            for label in labels:
+                for b, est in enumerate(estimate(case, label, budget, seed, OURS)):
+                    errors[label, budget].append(relative_l2(est, exact[b].cpu(), pairs))
+    for label in labels:
+        rows.append((case.name, label, [float(np.mean(errors[label, b])) for b in budgets]))
 
 
 def main() -> None:
@@ -115,21 +67,18 @@ def main() -> None:
     args = parser.parse_args()
     budgets = [256, 1024, 4096] if args.quick else [256, 512, 1024, 2048, 4096, 8192, 16384]
     seeds = range(2 if args.quick else 5)
-    approximators = shapiq_approximators()
     rows: list[tuple[str, str, list[float]]] = []
     start = time.time()
 
     game = random_polynomial_game(16, n_pairs=20, n_triples=10, seed=0)
-    run_case("(a) polynomial game, n=16", game, torch.ones(1, 16, 1, dtype=torch.float64),
-             None, "all", ~torch.eye(16, dtype=torch.bool), budgets, seeds, rows, approximators)
+    run_case(Case("(a) polynomial game, n=16", game,
+                  (torch.ones(1, 16, 1, dtype=torch.float64),), 16, "all",
+                  ~torch.eye(16, dtype=torch.bool)), budgets, seeds, rows)
 
     model, text, image = train_tiny_fusion(seed=0)
-    model = model.double()
-    inputs = (text[:2].double(), image[:2].double())
-    cross = torch.zeros(16, 16, dtype=torch.bool)
-    cross[:8, 8:] = cross[8:, :8] = True
-    run_case("(b) trained fusion Transformer, 8+8 players", model, inputs, 1, "cross", cross,
-             budgets, seeds, rows, approximators)
+    run_case(Case("(b) trained fusion Transformer, 8+8 players", model.double(),
+                  (text[:2].double(), image[:2].double()), 16, "cross", cross_mask(8, 8),
+                  kwargs={"target": 1}), budgets, seeds, rows)
 
     header = "| case | estimator | " + " | ".join(str(b) for b in budgets) + " |"
     lines = [header, "|" + "---|" * (len(budgets) + 2)]

@@ -29,8 +29,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from benchmarks.common import CountingModel, random_fusion, token_mask
 from captum_interactions.attr.shapley_interaction_index import ShapleyInteractionIndex
-from captum_interactions.testing import TinyFusionTransformer
 
 MIB = 2**20
 TARGET = 1
@@ -38,33 +38,11 @@ TARGET = 1
 Spec = dict[str, Any]  # method, budget, perturbations_per_eval and the model's sizes
 
 
-class CountingForward:
-    """The model's forward, counting the rows it evaluates (the call's cost) and the largest
-    forward batch (what the memory scales with)."""
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        self.model = model
-        self.rows = 0
-        self.max_batch = 0
-
-    def __call__(self, text: Tensor, image: Tensor) -> Tensor:
-        self.rows += text.shape[0]
-        self.max_batch = max(self.max_batch, text.shape[0])
-        return self.model(text, image)
-
-
-def build(spec: Spec, device: torch.device) -> tuple[torch.nn.Module, tuple[Tensor, Tensor]]:
-    """A float32 TinyFusionTransformer (random weights: memory does not depend on them) and
-    ``batch`` random examples of ``n_text`` tokens and ``n_image`` patches."""
-    torch.manual_seed(0)
-    hidden = spec["hidden"]
-    model = TinyFusionTransformer(hidden, n_classes=2, n_layers=spec["n_layers"],
-                                  n_heads=spec["n_heads"],
-                                  max_len=spec["n_text"] + spec["n_image"])
-    model = model.eval().to(device)
-    text = torch.randn(spec["batch"], spec["n_text"], hidden, device=device)
-    image = torch.randn(spec["batch"], spec["n_image"], hidden, device=device)
-    return model, (text, image)
+def build(spec: Spec, device: torch.device) -> tuple[CountingModel, tuple[Tensor, Tensor]]:
+    """The spec's float32 TinyFusionTransformer (counting its rows) and random inputs."""
+    return random_fusion(spec["n_text"], spec["n_image"], spec["hidden"], device,
+                         n_layers=spec["n_layers"], n_heads=spec["n_heads"],
+                         examples=spec["batch"])
 
 
 def n_players(spec: Spec) -> int:
@@ -78,17 +56,7 @@ def captum_permutations(spec: Spec) -> int:
     return max(1, round(spec["budget"] / n_players(spec)))
 
 
-def token_mask(inputs: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
-    """One player per token, ids consecutive across inputs (ours' default), as Captum feature
-    masks broadcastable to the inputs: (1, T, 1) and (1, P, 1)."""
-    n_text, n_image = inputs[0].shape[1], inputs[1].shape[1]
-    device = inputs[0].device
-    text = torch.arange(n_text, device=device).reshape(1, n_text, 1)
-    image = torch.arange(n_text, n_text + n_image, device=device).reshape(1, n_image, 1)
-    return text, image
-
-
-def attribution(spec: Spec, forward: CountingForward,
+def attribution(spec: Spec, forward: CountingModel,
                 inputs: tuple[Tensor, Tensor]) -> tuple[Callable[[], Tensor], int]:
     """The call to measure and the ``n_samples`` it passes."""
     ppe = spec["perturbations_per_eval"]
@@ -126,7 +94,7 @@ def peak_rss_mib() -> float:
     raise RuntimeError("no VmHWM in /proc/self/status")
 
 
-def figures(spec: Spec, forward: CountingForward, n_samples: int, peak: float, before: float,
+def figures(spec: Spec, forward: CountingModel, n_samples: int, peak: float, before: float,
             seconds: float, measure: str) -> dict[str, Any]:
     batch = spec["batch"]
     return {"n_samples": n_samples, "rows": forward.rows // batch,
@@ -138,12 +106,11 @@ def measure_cpu(spec: Spec) -> dict[str, Any]:
     """Peak RSS above the RSS before the call, in this (fresh) process."""
     torch.set_num_threads(1)  # memory does not depend on threads; one keeps the run light
     device = torch.device("cpu")
-    model, inputs = build(spec, device)
-    forward = CountingForward(model)
+    forward, inputs = build(spec, device)
     call, n_samples = attribution(spec, forward, inputs)
     with torch.no_grad():  # warm-up: lazy initialisations are not the call's memory
         forward(*inputs)
-    forward.rows = forward.max_batch = 0
+    forward.reset()
     reset_peak_rss()
     before = current_rss_mib()
     start = time.perf_counter()
@@ -155,12 +122,11 @@ def measure_cpu(spec: Spec) -> dict[str, Any]:
 
 def measure_cuda(spec: Spec, device: torch.device) -> dict[str, Any]:
     """Peak allocated CUDA memory above what was allocated before the call, in-process."""
-    model, inputs = build(spec, device)
-    forward = CountingForward(model)
+    forward, inputs = build(spec, device)
     call, n_samples = attribution(spec, forward, inputs)
     with torch.no_grad():
         forward(*inputs)
-    forward.rows = forward.max_batch = 0
+    forward.reset()
     torch.cuda.synchronize(device)
     torch.cuda.reset_peak_memory_stats(device)
     before = torch.cuda.memory_allocated(device)
@@ -169,8 +135,9 @@ def measure_cuda(spec: Spec, device: torch.device) -> dict[str, Any]:
     torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
     peak = (torch.cuda.max_memory_allocated(device) - before) / MIB
-    del result, model, inputs
-    return figures(spec, forward, n_samples, peak, before / MIB, seconds, "cuda-allocator")
+    out = figures(spec, forward, n_samples, peak, before / MIB, seconds, "cuda-allocator")
+    del result, forward, inputs  # free the device before the next in-process measurement
+    return out
 
 
 def main(argv: list[str]) -> None:

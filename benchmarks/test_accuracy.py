@@ -7,17 +7,24 @@ evaluations per example and evaluates them through the same perturbation engine.
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Callable
 
 import pytest
 import torch
 
-from benchmarks.cases import Case, exact_sii, fl_i2moe_case, fusion_case, polynomial_case
+from benchmarks.cases import (
+    Case,
+    estimate,
+    exact_sii,
+    fl_i2moe_case,
+    fusion_case,
+    polynomial_case,
+)
 from benchmarks.common import (
     SHAPIQ_NAMES,
-    coalition_game,
     relative_l2,
-    run_shapiq,
     top_k_recovery,
     upper_pairs,
 )
@@ -35,50 +42,28 @@ CASE_ESTIMATORS += [("c", e) for e in ("ours (default)", *SHAPIQ)]
 
 
 @pytest.fixture(scope="module")
-def cases(device: torch.device, quick: bool) -> dict[str, Case]:
-    """Built lazily: each case once per module."""
-    built: dict[str, Case] = {}
+def cases(device: torch.device, quick: bool) -> Callable[[str], Case]:
+    """case key -> Case with its exact SII, each built once per module on first use."""
 
-    class Lazy(dict):
-        def __missing__(self, key: str) -> Case:
-            if key == "a":
-                case = polynomial_case(16, device)
-            elif key == "b":
-                case = fusion_case(8, 8, device, examples=1 if quick else 2,
-                                   steps=60 if quick else 400)
-            else:
-                case = fl_i2moe_case(device, quick=quick, groups=4 if quick else 8)
-            if case.exact is None:
-                case.exact = exact_sii(case)
-            built[key] = case
-            self[key] = case
-            return case
+    @functools.cache
+    def build(key: str) -> Case:
+        if key == "a":
+            case = polynomial_case(16, device)
+        elif key == "b":
+            case = fusion_case(8, 8, device, examples=1 if quick else 2,
+                               steps=60 if quick else 400)
+        else:
+            case = fl_i2moe_case(device, quick=quick, groups=4 if quick else 8)
+        if case.exact is None:
+            case.exact = exact_sii(case)
+        return case
 
-    return Lazy()
-
-
-def estimate(case: Case, estimator: str, budget: int, seed: int) -> list[torch.Tensor]:
-    """One (n, n) estimate per example."""
-    if estimator in OURS:
-        out = case.attribute(budget, seed, perturbations_per_eval=1024, **OURS[estimator])
-        return list(out.double())
-    name = estimator.removeprefix("shapiq ")
-    pairs = upper_pairs(case.pair_mask).cpu()
-    out = []
-    for b in range(case.inputs[0].shape[0]):
-        kwargs = {k: v for k, v in case.kwargs.items()}
-        extra = kwargs.pop("additional_forward_args", None)
-        if extra is not None:
-            extra = tuple(e[b : b + 1] for e in extra)
-        game, _ = coalition_game(case.model, case.example(b), additional_forward_args=extra,
-                                 chunk=1024, **kwargs)
-        out.append(run_shapiq(name, game, case.n_players, budget, seed, pairs))
-    return out
+    return build
 
 
 @pytest.mark.parametrize(("case_key", "estimator"), CASE_ESTIMATORS)
 def test_accuracy_vs_exact(benchmark, record, cases, quick, case_key, estimator, budget):
-    case = cases[case_key]
+    case = cases(case_key)
     benchmark.group = f"accuracy {case.name}"
     seeds = range(1 if quick else (2 if case_key == "c" else 3))
     pairs = upper_pairs(case.pair_mask).cpu()
@@ -87,7 +72,7 @@ def test_accuracy_vs_exact(benchmark, record, cases, quick, case_key, estimator,
     def run_all() -> None:
         for seed in seeds:
             start = time.perf_counter()
-            estimates = estimate(case, estimator, budget, seed)
+            estimates = estimate(case, estimator, budget, seed, OURS)
             seconds.append(time.perf_counter() - start)
             for b, est in enumerate(estimates):
                 exact = case.exact[b].cpu()

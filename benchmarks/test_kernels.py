@@ -28,7 +28,6 @@ token and baseline (zero) removal.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,7 +35,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from benchmarks.common import interleaved_times, median, sync
+from benchmarks.common import median, timed_comparison
 from benchmarks.train_step import StepConfig, training_steps
 from captum_interactions.metrics import PairMaskingFaithfulness, topk_masking
 from captum_interactions.metrics._setup import DEFAULT_MAX_ROWS
@@ -82,24 +81,6 @@ SIZES = {
     "mask_case": (("fusion",), ("tiny",)),
 }
 TARGET_SPEEDUP = 5.0  # the issue's goal, recorded next to the measured ratio
-
-
-def timed_comparison(steps: dict[str, Callable[[], Any]], device: torch.device, quick: bool,
-                     seconds: float) -> dict[str, list[float]]:
-    """Interleaved times of the steps, with as many rounds as fit in about ``seconds`` (3 to 30)
-    so that the slow configurations finish in a bounded time and the fast ones get enough rounds
-    for a stable median. Quick mode only checks that the comparison runs: one round, no extra
-    warm-up."""
-    if quick:
-        return interleaved_times(steps, rounds=1, warmup=0, device=device)
-    sync(device)
-    start = time.perf_counter()
-    for step in steps.values():  # the first call of each is also its warm-up
-        step()
-    sync(device)
-    per_round = time.perf_counter() - start
-    rounds = min(30, max(3, int(seconds / max(per_round, 1e-6))))
-    return interleaved_times(steps, rounds=rounds, warmup=1, device=device)
 
 
 def figures(times: dict[str, list[float]], batched: str, loop: str) -> dict[str, Any]:

@@ -19,18 +19,18 @@ that ``"auto"`` uses up to 32 players, where its n(n-1)/2 coefficients are still
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import torch
 
-from benchmarks.cases import Case, fusion_case, polynomial_case
+from benchmarks.cases import Case, estimate, fusion_case, polynomial_case
 from benchmarks.common import (
     SHAPIQ_NAMES,
-    coalition_game,
     relative_l2,
-    run_shapiq,
     shapiq_skip_reason,
     upper_pairs,
 )
@@ -57,23 +57,10 @@ def feasible(estimator: str, n: int, budget: int, quick: bool) -> str:
                               scale=1 / 20 if quick else 1.0)
 
 
-def estimates(case: Case, estimator: str, budget: int, seed: int) -> list[torch.Tensor]:
-    if estimator in OURS:
-        return list(case.attribute(budget, seed, perturbations_per_eval=1024,
-                                   **OURS[estimator]).double().cpu())
-    name = estimator.removeprefix("shapiq ")
-    pairs = upper_pairs(case.pair_mask).cpu()
-    out = []
-    for b in range(case.inputs[0].shape[0]):
-        game, _ = coalition_game(case.model, case.example(b), chunk=1024, **case.kwargs)
-        out.append(run_shapiq(name, game, case.n_players, budget, seed, pairs))
-    return out
-
-
 def run_estimator(case: Case, estimator: str, budget: int, seeds: range):
     """Estimates per seed, or the error message shapiq raised."""
     try:
-        return [estimates(case, estimator, budget, seed) for seed in seeds], ""
+        return [estimate(case, estimator, budget, seed, OURS) for seed in seeds], ""
     except (IndexError, ValueError, MemoryError, RuntimeError) as exc:
         if estimator in OURS:
             raise
@@ -103,45 +90,46 @@ def timed_runs(benchmark: Any, case: Case, estimator: str, budget: int,
 
 
 @pytest.fixture(scope="module")
-def games(device: torch.device) -> dict[int, Case]:
-    class Lazy(dict):
-        def __missing__(self, n: int) -> Case:
-            case = polynomial_case(n, device, n_pairs=n // 4, n_triples=n // 8, seed=n)
-            case.name = f"(d) polynomial game, {n} players"
-            self[n] = case
-            return case
+def games(device: torch.device) -> Callable[[int], Case]:
+    """players -> planted polynomial game (closed-form SII), built once per module."""
 
-    return Lazy()
+    @functools.cache
+    def build(n: int) -> Case:
+        case = polynomial_case(n, device, n_pairs=n // 4, n_triples=n // 8, seed=n)
+        case.name = f"(d) polynomial game, {n} players"
+        return case
+
+    return build
 
 
 @pytest.fixture(scope="module")
-def models(device: torch.device, quick: bool) -> dict[int, Case]:
-    class Lazy(dict):
-        def __missing__(self, n: int) -> Case:
-            case = fusion_case(n // 2, n // 2, device, examples=1 if quick else 2,
-                               steps=60 if quick else 400)
-            text, image, labels = planted_synergy_data(512, n // 2, n // 2, seed=999)
-            with torch.no_grad():
-                logits = case.model(text.double().to(device), image.double().to(device))
-            accuracy = float((logits.argmax(1).cpu() == labels).double().mean())
-            reference, stderr = case.attribute(REFERENCE_ROWS[quick], 12345,
-                                               return_stderr=True,
-                                               perturbations_per_eval=1024)
-            case.exact = reference.double()
-            pairs = upper_pairs(case.pair_mask)
-            rel_se = float(stderr[..., pairs[:, 0], pairs[:, 1]].norm()
-                           / reference[..., pairs[:, 0], pairs[:, 1]].norm())
-            case.note = (f"test accuracy {accuracy:.3f}; reference: ours at "
-                         f"{REFERENCE_ROWS[quick]} rows, relative stderr {rel_se:.4f}")
-            self[n] = case
-            return case
+def models(device: torch.device, quick: bool) -> Callable[[int], Case]:
+    """players -> trained fusion Transformer whose ``exact`` is the long-run reference."""
 
-    return Lazy()
+    @functools.cache
+    def build(n: int) -> Case:
+        case = fusion_case(n // 2, n // 2, device, examples=1 if quick else 2,
+                           steps=60 if quick else 400)
+        text, image, labels = planted_synergy_data(512, n // 2, n // 2, seed=999)
+        with torch.no_grad():
+            logits = case.model(text.double().to(device), image.double().to(device))
+        accuracy = float((logits.argmax(1).cpu() == labels).double().mean())
+        reference, stderr = case.attribute(REFERENCE_ROWS[quick], 12345, return_stderr=True,
+                                           perturbations_per_eval=1024)
+        case.exact = reference.double()
+        pairs = upper_pairs(case.pair_mask)
+        rel_se = float(stderr[..., pairs[:, 0], pairs[:, 1]].norm()
+                       / reference[..., pairs[:, 0], pairs[:, 1]].norm())
+        case.note = (f"test accuracy {accuracy:.3f}; reference: ours at "
+                     f"{REFERENCE_ROWS[quick]} rows, relative stderr {rel_se:.4f}")
+        return case
+
+    return build
 
 
 @pytest.mark.parametrize("estimator", ESTIMATORS)
 def test_polynomial_game(benchmark, record, games, quick, game_players, estimator, budget):
-    case = games[game_players]
+    case = games(game_players)
     benchmark.group = f"large: {case.name}"
     planted = {k for k, v in case.model.terms.items() if len(k) == 2 and v != 0}
     pairs = upper_pairs(case.pair_mask).cpu()
@@ -167,7 +155,7 @@ def test_polynomial_game(benchmark, record, games, quick, game_players, estimato
 
 @pytest.mark.parametrize("estimator", ESTIMATORS)
 def test_trained_transformer(benchmark, record, models, quick, model_players, estimator, budget):
-    case = models[model_players]
+    case = models(model_players)
     benchmark.group = f"large: {case.name}"
     pairs = upper_pairs(case.pair_mask).cpu()
     text_i, image_j = case.planted

@@ -21,10 +21,6 @@ The model is a :class:`TinyFusionTransformer` (float32, one encoder layer, hidde
 
 from __future__ import annotations
 
-import math
-import time
-from typing import Any
-
 import pytest
 import torch
 from captum.attr import FeatureAblation
@@ -33,16 +29,18 @@ from torch import Tensor, nn
 from benchmarks.cases import cross_mask
 from benchmarks.common import (
     SHAPIQ_NAMES,
+    CountingModel,
     coalition_game,
     interleaved_times,
     median,
+    random_fusion,
     run_shapiq,
     shapiq_skip_reason,
-    sync,
+    timed_comparison,
+    token_mask,
     upper_pairs,
 )
 from captum_interactions import ShapleyInteractionIndex
-from captum_interactions.testing import TinyFusionTransformer
 
 TARGET_OVERHEAD = 0.10
 CHUNK = 256
@@ -63,37 +61,9 @@ SIZES = {
 }
 
 
-class RowCounter(nn.Module):
-    """Counts the rows the wrapped model sees (to check both sides run the same rows) and the
-    time spent inside it (to split an attribution call into forwards and everything else)."""
-
-    def __init__(self, model: nn.Module, device: torch.device) -> None:
-        super().__init__()
-        self.model = model
-        self.device = device
-        self.rows = 0
-        self.seconds = 0.0
-
-    def forward(self, *args: Any, **kwargs: Any) -> Tensor:
-        self.rows += args[0].shape[0]
-        sync(self.device)
-        start = time.perf_counter()
-        out = self.model(*args, **kwargs)
-        sync(self.device)
-        self.seconds += time.perf_counter() - start
-        return out
-
-
 def build(players: int, hidden: int, device: torch.device,
-          examples: int = 1) -> tuple[RowCounter, tuple[Tensor, Tensor]]:
-    torch.manual_seed(0)
-    half = players // 2
-    model = TinyFusionTransformer(hidden=hidden, n_layers=1, n_heads=max(1, hidden // 64),
-                                  max_len=players).to(device).eval()
-    gen = torch.Generator().manual_seed(1)
-    inputs = (torch.randn(examples, half, hidden, generator=gen).to(device),
-              torch.randn(examples, half, hidden, generator=gen).to(device))
-    return RowCounter(model, device), inputs
+          examples: int = 1) -> tuple[CountingModel, tuple[Tensor, Tensor]]:
+    return random_fusion(players // 2, players // 2, hidden, device, examples=examples)
 
 
 def bare_forwards(model: nn.Module, inputs: tuple[Tensor, ...], rows: int, chunk: int):
@@ -112,11 +82,6 @@ def bare_forwards(model: nn.Module, inputs: tuple[Tensor, ...], rows: int, chunk
     return run
 
 
-def rounds_for(seconds_per_pair: float) -> int:
-    """Interleaved rounds: 5 for fast configurations, 1 when a pair of runs takes a minute."""
-    return max(1, min(5, int(60 / max(seconds_per_pair, 1e-3))))
-
-
 def test_overhead_vs_bare_forwards(benchmark, record, device, quick, config):
     players, hidden, rows, examples = config
     benchmark.group = "throughput: ours vs bare forwards"
@@ -131,23 +96,19 @@ def test_overhead_vs_bare_forwards(benchmark, record, device, quick, config):
         sii.attribute(inputs, target=1, n_samples=rows, perturbations_per_eval=CHUNK)
         in_model.append(model.seconds - before)
 
-    model.rows = 0
+    model.reset()
     ours()
-    ours_rows, model.rows = model.rows, 0
+    ours_rows = model.rows
+    model.reset()
     bare()
     expected = rows * examples
     assert model.rows == expected and ours_rows == expected, (ours_rows, model.rows, expected)
-    sync(device)
-    start = time.perf_counter()
-    bare()
-    ours()
-    sync(device)
     times: dict[str, list[float]] = {}
 
     def run() -> None:
-        times.update(interleaved_times({"bare": bare, "ours": ours},
-                                       rounds=1 if quick else rounds_for(
-                                           time.perf_counter() - start), warmup=0, device=device))
+        # 1 to 5 rounds: one when a pair of runs takes a minute.
+        times.update(timed_comparison({"bare": bare, "ours": ours}, device, quick, seconds=60,
+                                      min_rounds=1, max_rounds=5, warmup=0))
 
     benchmark.pedantic(run, rounds=1, iterations=1)
     t_bare, t_ours = median(times["bare"]), median(times["ours"])
@@ -190,7 +151,7 @@ def test_shapiq_overhead(benchmark, record, device, quick, approximator, shapiq_
         times.update(interleaved_times({"bare": bare, "shapiq": shapiq_run},
                                        rounds=1 if quick else 2, warmup=0, device=device))
 
-    model.rows = 0
+    model.reset()
     try:
         benchmark.pedantic(run, rounds=1, iterations=1)
     except (IndexError, ValueError, MemoryError) as exc:  # shapiq fails on some sizes
@@ -211,9 +172,7 @@ def naive_captum_pairs(model: nn.Module, inputs: tuple[Tensor, Tensor]) -> Tenso
     """The per-pair route with plain Captum: FeatureAblation for v(N) - v(N\\i), then one forward
     per cross pair for v(N\\ij). Returns the (T, P) full-context interactions."""
     t, p = inputs[0].shape[1], inputs[1].shape[1]
-    mask = (torch.arange(t, device=inputs[0].device).view(1, t, 1),
-            t + torch.arange(p, device=inputs[0].device).view(1, p, 1))
-    single = FeatureAblation(model).attribute(inputs, target=1, feature_mask=mask)
+    single = FeatureAblation(model).attribute(inputs, target=1, feature_mask=token_mask(inputs))
     drop_text, drop_image = single[0][0, :, 0], single[1][0, :, 0]
     with torch.no_grad():
         full = model(*inputs)[0, 1]
@@ -241,7 +200,7 @@ def test_naive_captum_route(benchmark, record, device, quick, naive_config):
     def ours() -> None:
         sii.attribute(inputs, target=1, n_samples=rows, perturbations_per_eval=CHUNK)
 
-    model.rows = 0
+    model.reset()
     naive()
     naive_rows = model.rows
 
@@ -258,4 +217,4 @@ def test_naive_captum_route(benchmark, record, device, quick, naive_config):
            bare_us_per_row=t_bare / rows * 1e6,
            naive_over_ours_per_row=(t_naive / naive_rows) / (t_ours / rows),
            naive_s_per_pair=t_naive / (players // 2) ** 2,
-           rounds=len(times["bare"]), per_pair_calls=int(math.pow(players // 2, 2)))
+           rounds=len(times["bare"]))
