@@ -15,8 +15,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from benchmarks.common import coalition_game, run_shapiq, upper_pairs
+from benchmarks.common import run_shapiq, upper_pairs
 from captum_interactions import ShapleyInteractionIndex
+from captum_interactions.perturbation import model_game
 from captum_interactions.testing import random_polynomial_game, train_tiny_fusion
 
 
@@ -66,7 +67,8 @@ def estimate(case: Case, estimator: str, budget: int, seed: int,
     out = []
     for b in range(case.inputs[0].shape[0]):
         inputs, kwargs = case.example(b)
-        game, _ = coalition_game(case.model, inputs, chunk=1024, **kwargs)
+        game = model_game(case.model, inputs, perturbations_per_eval=1024,
+                          **kwargs).as_shapiq_game()
         out.append(run_shapiq(name, game, case.n_players, budget, seed, pairs))
     return out
 
@@ -122,9 +124,12 @@ def fl_i2moe_case(device: torch.device, *, quick: bool, examples: int = 1,
     its mixture logit explained with presence removal. Tokens and patches are grouped into
     ``groups`` + ``groups`` players (text: consecutive tokens, [CLS] and [SEP] joining the
     first and last word; image: bands of the 7 x 7 patch grid in row-major order)."""
-    from fl_i2moe_layer.data.evaluation import build_model, pair_examples, train_model
+    from fl_i2moe_layer.experiments import build_model, new_config
+    from fl_i2moe_layer.experiments.evaluation import pair_examples
+    from fl_i2moe_layer.experiments.runs import fit_model
 
-    model = build_model("fl_i2moe", hidden_dim=32, seed=0)
+    config = new_config("planted", model="fl_i2moe", hidden_dim=32, seed=0, epochs=20)
+    model = build_model(config)
     if quick:
         gen = torch.Generator().manual_seed(0)
         text = torch.randn(examples, 10, 384, generator=gen)
@@ -137,7 +142,7 @@ def fl_i2moe_case(device: torch.device, *, quick: bool, examples: int = 1,
 
         data = load_planted(480, seed=1)
         train, test = data.subset(list(range(400))), data.subset(list(range(400, 480)))
-        metrics = train_model(model, train, test, epochs=20, seed=0)
+        metrics = fit_model(model, config, train.dataset(), test.dataset())
         sub = test.subset(pair_examples(test, "synergy", limit=examples))
         ds = sub.dataset()
         text, image = ds.inputs

@@ -13,10 +13,6 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from captum_interactions.perturbation.engine import CoalitionEvaluator
-from captum_interactions.perturbation.target import TargetSelector
-from captum_interactions.players import resolve_players
-from captum_interactions.removal import make_removal
 from captum_interactions.testing import TinyFusionTransformer
 
 SHAPIQ_NAMES = (
@@ -149,29 +145,6 @@ def token_mask(inputs: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
     device = inputs[0].device
     return (torch.arange(n_text, device=device).view(1, n_text, 1),
             torch.arange(n_text, n_text + n_image, device=device).view(1, n_image, 1))
-
-
-def coalition_game(model: Callable[..., Tensor], inputs: tuple[Tensor, ...], *,
-                   target: Any = None, feature_mask: Any = None,
-                   additional_forward_args: Any = None, removal: str = "baseline",
-                   chunk: int = 1024) -> tuple[Callable[[np.ndarray], np.ndarray],
-                                               CoalitionEvaluator]:
-    """v(coalitions) of ONE example as the numpy callable shapiq expects, evaluated by this
-    project's perturbation engine with the same removal, target and chunk size as ours."""
-    players = resolve_players(inputs, feature_mask)
-    operator = make_removal(removal, None)
-    operator.prepare(inputs, players)
-    evaluator = CoalitionEvaluator(model, inputs, players, operator,
-                                   TargetSelector(target, inputs[0].shape[0]),
-                                   additional_forward_args, chunk)
-    device = inputs[0].device
-
-    def value(coalitions: np.ndarray) -> np.ndarray:
-        present = torch.as_tensor(np.asarray(coalitions, dtype=bool), device=device)
-        values = evaluator.evaluate(present.reshape(-1, 1, players.n_players))
-        return values.reshape(-1).cpu().numpy()
-
-    return value, evaluator
 
 
 def run_shapiq(name: str, game: Callable[[np.ndarray], np.ndarray], n_players: int,

@@ -38,9 +38,9 @@ from torch import Tensor, nn
 from benchmarks.common import median, timed_comparison
 from benchmarks.train_step import StepConfig, training_steps
 from captum_interactions.metrics import PairMaskingFaithfulness, topk_masking
-from captum_interactions.metrics._setup import DEFAULT_MAX_ROWS
 from captum_interactions.metrics.pair_masking import N_NULL_DRAWS
 from captum_interactions.metrics.paired_test import exchange_test, zero_tolerance
+from captum_interactions.perturbation.game import DEFAULT_MAX_ROWS_PER_EVAL
 from captum_interactions.testing import TinyFusionTransformer
 
 TRAIN_CASES = {
@@ -153,7 +153,7 @@ def score_of(model: nn.Module, inputs: Sequence[Tensor], keep: Tensor, target: T
 
 def forward_calls(coalitions: int, batch: int) -> int:
     """Forward calls of the batched metrics: max_rows_per_eval // B coalitions per call."""
-    return math.ceil(coalitions / (DEFAULT_MAX_ROWS // batch))
+    return math.ceil(coalitions / (DEFAULT_MAX_ROWS_PER_EVAL // batch))
 
 
 def count_of(k: float, n: int) -> int:

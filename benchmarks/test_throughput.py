@@ -30,7 +30,6 @@ from benchmarks.cases import cross_mask
 from benchmarks.common import (
     SHAPIQ_NAMES,
     CountingModel,
-    coalition_game,
     interleaved_times,
     median,
     random_fusion,
@@ -41,6 +40,7 @@ from benchmarks.common import (
     upper_pairs,
 )
 from captum_interactions import ShapleyInteractionIndex
+from captum_interactions.perturbation import model_game
 
 TARGET_OVERHEAD = 0.10
 CHUNK = 256
@@ -139,7 +139,7 @@ def test_shapiq_overhead(benchmark, record, device, quick, approximator, shapiq_
         return
     model, inputs = build(players, hidden, device)
     bare = bare_forwards(model, inputs, rows, CHUNK)
-    game, _ = coalition_game(model, inputs, target=1, chunk=CHUNK)
+    game = model_game(model, inputs, target=1, perturbations_per_eval=CHUNK).as_shapiq_game()
     pairs = upper_pairs(cross_mask(players // 2, players // 2)).cpu()
     times: dict[str, list[float]] = {}
     error = ""

@@ -1,11 +1,11 @@
-"""The ``fl-i2moe`` command line: ``demo``, ``train``, ``explain``, ``evaluate``.
+"""The ``fl-i2moe`` command line: ``demo``, ``train``, ``evaluate``, ``explain``.
 
 Examples::
 
     fl-i2moe demo --quick                  # planted data, both models, report/index.html
     fl-i2moe train --dataset planted --out runs/planted
-    fl-i2moe evaluate --checkpoint runs/planted/best.safetensors
-    fl-i2moe explain --checkpoint runs/planted/best.safetensors --examples 0 3
+    fl-i2moe evaluate --checkpoint runs/planted
+    fl-i2moe explain --checkpoint runs/planted --index 0 3
     fl-i2moe train --dataset mmimdb --data-dir data/mmimdb --out runs/mmimdb
     fl-i2moe evaluate --checkpoint runs/mmimdb --data-dir data/mmimdb --faithfulness
     fl-i2moe explain --checkpoint runs/mmimdb --data-dir data/mmimdb --index 0 4
@@ -17,22 +17,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-DATASETS = ("planted", "mmimdb", "enrico", "mmhs150k")
-DOWNLOADS = {
-    "mmimdb": "MM-IMDb: download mmimdb.tar.gz (raw tree: split.json + dataset/<id>.json and "
-              "<id>.jpeg) from http://lisi1.unal.edu.co/mmimdb/ and unpack it so that "
-              "{dir}/split.json exists.",
-    "enrico": "ENRICO: download design_topics.csv, screenshots/ and wireframes/ from "
-              "https://github.com/luileito/enrico into {dir}.",
-    "mmhs150k": "MMHS150K: download MMHS150K.zip from https://gombru.github.io/2019/10/09/MMHS/ "
-                "and unpack it so that {dir}/MMHS150K_GT.json exists.",
-}
+from fl_i2moe_layer.experiments.datasets import DATASETS
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="fl-i2moe", description=__doc__.split("\n\n")[0],
+        prog="fl-i2moe", description=(__doc__ or "").split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Start with `fl-i2moe demo --quick`; see docs/data.md.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -42,117 +34,126 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--cache-dir", default=None,
                    help="feature cache (default: $FL_I2MOE_CACHE or ~/.cache/fl_i2moe)")
-    t = sub.add_parser("train", help="train FL-I2MoE (or the dense baseline) on a dataset")
-    t.add_argument("--dataset", choices=DATASETS, default="planted")
-    t.add_argument("--data-dir", default=None, help="dataset folder (real datasets)")
-    t.add_argument("--model", choices=("fl_i2moe", "dense"), default="fl_i2moe")
-    t.add_argument("--out", default="runs/planted", help="checkpoint folder")
-    t.add_argument("--n", type=int, default=800, help="planted examples (default: 800)")
-    t.add_argument("--epochs", type=int, default=40)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--cache-dir", default=None)
+    t = sub.add_parser("train", help="train FL-I2MoE (or the dense baseline) on a dataset; "
+                                     "writes best.safetensors and run.json")
+    t.add_argument("--dataset", choices=tuple(DATASETS), default="planted")
+    t.add_argument("--data-dir", default=None,
+                   help="dataset folder (real datasets; default: data/<dataset>)")
+    t.add_argument("--model", choices=("fl_i2moe", "dense"), default=None,
+                   help="default: fl_i2moe")
+    t.add_argument("--out", default=None, help="run folder (default: runs/<dataset>)")
+    t.add_argument("--n", type=int, default=None, help="planted examples (default: 800)")
     t.add_argument("--split-limit", type=int, default=None,
                    help="real datasets: use at most N items per split")
-    t.add_argument("--hidden-dim", type=int, default=64, help="real datasets (default: 64)")
-    t.add_argument("--num-layers", type=int, default=1, help="real datasets (default: 1)")
-    t.add_argument("--max-length", type=int, default=64,
+    # None means the dataset's default (fl_i2moe_layer.experiments.datasets.DATASETS).
+    t.add_argument("--epochs", type=int, default=None, help="default: 40")
+    t.add_argument("--seed", type=int, default=None, help="default: 0")
+    t.add_argument("--hidden-dim", type=int, default=None,
+                   help="default: 32 (planted), 64 (real datasets)")
+    t.add_argument("--num-layers", type=int, default=None, help="default: 1")
+    t.add_argument("--max-length", type=int, default=None,
                    help="real datasets: text tokens (default: 64)")
-    t.add_argument("--lr", type=float, default=1e-3, help="real datasets (default: 1e-3)")
-    t.add_argument("--batch-size", type=int, default=32)
-    t.add_argument("--patience", type=int, default=5)
-    for name, helptext in (("evaluate", "task metrics and pair-masking faithfulness"),
-                           ("explain", "SII / RG explanations of chosen examples")):
+    t.add_argument("--lr", type=float, default=None,
+                   help="default: 3e-3 (planted), 1e-3 (real datasets)")
+    t.add_argument("--batch-size", type=int, default=None, help="default: 32")
+    t.add_argument("--patience", type=int, default=None,
+                   help="default: 10 (planted), 5 (real datasets)")
+    t.add_argument("--cache-dir", default=None)
+    for name, helptext in (("evaluate", "task metrics, planted-pair recovery and pair-masking "
+                                        "faithfulness of a run"),
+                           ("explain", "SII / RG maps of chosen examples of a run")):
         e = sub.add_parser(name, help=helptext)
         e.add_argument("--checkpoint", required=True,
-                       help="a best.safetensors from train, or a real-dataset run folder")
+                       help="a run folder from `fl-i2moe train` (or its best.safetensors)")
         e.add_argument("--data-dir", default=None, help="dataset folder (real datasets)")
-        e.add_argument("--split", default="test", help="real datasets: split (default: test)")
+        e.add_argument("--split", default=None, help="split (default: the test split)")
         e.add_argument("--split-limit", type=int, default=None,
                        help="real datasets: use at most N items of the split")
-        e.add_argument("--model", choices=("fl_i2moe", "dense"), default="fl_i2moe")
-        e.add_argument("--n", type=int, default=800)
-        e.add_argument("--seed", type=int, default=0)
+        e.add_argument("--seed", type=int, default=0, help="seed of the samplers")
         e.add_argument("--cache-dir", default=None)
         e.add_argument("--n-samples", type=int, default=512, help="coalitions per example")
         if name == "evaluate":
             e.add_argument("--faithfulness", action="store_true",
-                           help="real datasets: SII pair-masking faithfulness")
+                           help="SII pair-masking faithfulness")
             e.add_argument("--n-faithfulness", type=int, default=8,
                            help="examples scored by --faithfulness (default: 8)")
         if name == "explain":
-            e.add_argument("--index", type=int, nargs="+", default=None,
-                           help="real datasets: example indices in the split")
-            e.add_argument("--examples", type=int, nargs="+", default=[0],
-                           help="test-split example indices")
+            e.add_argument("--index", "--examples", dest="index", type=int, nargs="+",
+                           default=[0], help="example indices in the split (default: 0)")
             e.add_argument("--out", default="explanations", help="figure folder")
     return p
 
 
-def _split(args: argparse.Namespace):
-    from fl_i2moe_layer.data.planted import load_planted
-
-    data = load_planted(args.n, seed=args.seed, cache_dir=args.cache_dir, show_progress=True)
-    n_train = int(0.7 * len(data))
-    return (data.subset(list(range(n_train))),
-            data.subset(list(range(n_train, len(data)))))
+class UsageError(Exception):
+    """A mistake on the command line: printed as ``error: ...``, exit status 2."""
 
 
-def _load(args: argparse.Namespace):
-    from fl_i2moe_layer.data.evaluation import build_model
-    from fl_i2moe_layer.training.checkpoints import load_checkpoint
+def _data_dir(dataset: str, given: str | None) -> Path | None:
+    """The dataset folder of a real dataset (None for planted data)."""
+    hint = DATASETS[dataset].download
+    if hint is None:
+        return None
+    folder = Path(given or f"data/{dataset}")
+    if not folder.is_dir():
+        raise UsageError(f"dataset folder {str(folder)!r} not found. {hint.format(dir=folder)}")
+    return folder
 
-    model = build_model(args.model)
-    load_checkpoint(args.checkpoint, model)
-    return model
 
+def _train(args: argparse.Namespace) -> int:
+    from fl_i2moe_layer.experiments.datasets import new_config
+    from fl_i2moe_layer.experiments.runs import train_run
 
-def _train_real(args: argparse.Namespace, folder: Path) -> int:
-    from fl_i2moe_layer.data.real import train_real
-
-    out = args.out if args.out != "runs/planted" else f"runs/{args.dataset}"
-    config = train_real(args.dataset, folder, out, epochs=args.epochs,
-                        split_limit=args.split_limit, lr=args.lr, batch_size=args.batch_size,
-                        patience=args.patience, cache_dir=args.cache_dir, progress=True,
-                        model=args.model, hidden_dim=args.hidden_dim,
-                        num_layers=args.num_layers, max_length=args.max_length,
-                        seed=args.seed)
+    planted = args.dataset == "planted"
+    if planted and args.split_limit is not None:
+        raise UsageError("--split-limit applies to real datasets; use --n for planted data.")
+    if not planted and args.n is not None:
+        raise UsageError("--n applies to planted data; use --split-limit for real datasets.")
+    folder = _data_dir(args.dataset, args.data_dir)
+    config = new_config(args.dataset, model=args.model, n=args.n, split_limit=args.split_limit,
+                        epochs=args.epochs, seed=args.seed, hidden_dim=args.hidden_dim,
+                        num_layers=args.num_layers, max_length=args.max_length, lr=args.lr,
+                        batch_size=args.batch_size, patience=args.patience)
+    out = args.out or f"runs/{args.dataset}"
+    train_run(config, out, data_dir=folder, cache_dir=args.cache_dir)
     print({k: round(v, 4) for k, v in config.metrics.items()})
-    print(f"checkpoint: {out} (best.safetensors, run.json)")
+    print(f"run: {out} (best.safetensors, run.json)")
     return 0
 
 
-def _evaluate_or_explain_real(args: argparse.Namespace, run: Path) -> int:
-    from fl_i2moe_layer.data.real import (
-        Encoders,
-        explain_real,
-        load_run,
+def _evaluate(args: argparse.Namespace, config: Any, model: Any, split: Any,
+              split_name: str) -> int:
+    from fl_i2moe_layer.experiments.evaluation import (
+        recover_pairs,
+        recovery_masking,
         sii_pair_masking,
-        split_data,
-        subset,
     )
     from fl_i2moe_layer.training import Trainer
 
-    config, model = load_run(run)
-    if args.data_dir is None or not Path(args.data_dir).is_dir():
-        hint = DOWNLOADS[config.dataset].format(dir=args.data_dir or f"data/{config.dataset}")
-        print(f"error: --data-dir {args.data_dir!r} is not a folder. {hint}", file=sys.stderr)
-        return 2
-    encoders = Encoders(config)
-    items, data = split_data(config, args.data_dir, args.split, limit=args.split_limit,
-                             cache_dir=args.cache_dir, encoders=encoders)
-    if args.command == "evaluate":
-        metrics = Trainer(model, progress=False).evaluate(data)
-        print(f"{config.dataset} {args.split} ({len(items)} examples):",
-              {k: round(v, 4) for k, v in metrics.items()})
-        if args.faithfulness:
-            index = list(range(min(args.n_faithfulness, len(items))))
-            res = sii_pair_masking(model, subset(data, index), config.task,
-                                   n_samples=args.n_samples, seed=args.seed)
-            print(res.summary(f"SII pair masking ({len(index)} examples)"))
-        return 0
-    indices = args.index if args.index is not None else args.examples
-    summaries = explain_real(config, model, items, data, indices, args.out,
-                             encoders=encoders, n_samples=args.n_samples, seed=args.seed)
+    metrics = Trainer(model, progress=False).evaluate(split.data)
+    print(f"{config.dataset} {split_name} ({len(split)} examples):",
+          {k: round(v, 4) for k, v in metrics.items()})
+    if split.planted is not None:  # ground truth: where do the planted pairs rank?
+        for rule in ("synergy", "redundancy"):
+            rec = recover_pairs(model, split.planted, rule, n_samples=args.n_samples,
+                                seed=args.seed)
+            print(f"{rule}: {rec.method} precision@1 {rec.precision_at(1):.3f} "
+                  f"@5 {rec.precision_at(5):.3f} over {rec.ranks.numel()} examples")
+            if rec.ranks.numel():
+                res = recovery_masking(model, split.planted, rec, seed=args.seed)
+                print(res.summary(f"{rec.method} pair masking"))
+    if args.faithfulness:
+        index = list(range(min(args.n_faithfulness, len(split))))
+        res = sii_pair_masking(model, split.subset(index).data, config.task,
+                               n_samples=args.n_samples, seed=args.seed)
+        print(res.summary(f"SII pair masking ({len(index)} examples)"))
+    return 0
+
+
+def _explain(args: argparse.Namespace, config: Any, model: Any, split: Any) -> int:
+    from fl_i2moe_layer.experiments.explanations import explain_examples
+
+    summaries = explain_examples(config, model, split, args.index, args.out,
+                                 n_samples=args.n_samples, seed=args.seed)
     for s in summaries:
         print(f"example {s['index']} (id {s['id']}): target {s['target']} "
               f"routing {s['routing']} -> {args.out}")
@@ -163,74 +164,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``fl-i2moe`` and ``python -m fl_i2moe_layer``."""
     args = _parser().parse_args(argv)
     if args.command == "demo":
-        from fl_i2moe_layer.demo import DemoSettings, run_demo
+        from fl_i2moe_layer.experiments.demo import DemoSettings, run_demo
 
         settings = DemoSettings.quick(args.seed) if args.quick else DemoSettings(seed=args.seed)
         run_demo(args.out, settings=settings, cache_dir=args.cache_dir)
         return 0
-    if args.command == "train":
-        if args.dataset != "planted":
-            folder = Path(args.data_dir or f"data/{args.dataset}")
-            if not folder.is_dir():
-                hint = DOWNLOADS[args.dataset].format(dir=folder)
-                print(f"error: dataset folder {str(folder)!r} not found. {hint}",
-                      file=sys.stderr)
-                return 2
-            return _train_real(args, folder)
-        from fl_i2moe_layer.data.evaluation import build_model, train_model
+    try:
+        if args.command == "train":
+            return _train(args)
+        from fl_i2moe_layer.experiments.config import run_folder
+        from fl_i2moe_layer.experiments.datasets import load_split
+        from fl_i2moe_layer.experiments.runs import load_run
 
-        train, test = _split(args)
-        model = build_model(args.model, seed=args.seed)
-        metrics = train_model(model, train, test, epochs=args.epochs, seed=args.seed,
-                              progress=True, checkpoint_dir=args.out)
-        print({k: round(v, 4) for k, v in metrics.items()})
-        print(f"checkpoint: {Path(args.out) / 'best.safetensors'}")
-        return 0
-    from fl_i2moe_layer.data.real import run_folder
-
-    run = run_folder(args.checkpoint)
-    if run is not None:
-        return _evaluate_or_explain_real(args, run)
-    from fl_i2moe_layer.data.evaluation import pair_masking, recover_pairs
-    from fl_i2moe_layer.training.metrics import classification_metrics
-
-    model = _load(args)
-    _, test = _split(args)
+        config, model = load_run(run_folder(args.checkpoint))
+        folder = _data_dir(config.dataset, args.data_dir)
+        split_name = args.split or DATASETS[config.dataset].splits[2]
+        split = load_split(config, split_name, data_dir=folder, cache_dir=args.cache_dir,
+                           limit=args.split_limit)
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     if args.command == "evaluate":
-        import torch
-
-        ds = test.dataset()
-        with torch.no_grad():
-            logits = model(ds.inputs, ds.masks).logits
-        print({k: round(v, 4) for k, v in classification_metrics(
-            logits, test.labels, "binary").items()})
-        for rule in ("synergy", "redundancy"):
-            rec = recover_pairs(model, test, rule, n_samples=args.n_samples)
-            print(f"{rule}: {rec.method} precision@1 {rec.precision_at(1):.3f} "
-                  f"@5 {rec.precision_at(5):.3f} over {rec.ranks.numel()} examples")
-            if rec.ranks.numel():
-                print(pair_masking(model, test, rec).summary(f"{rec.method} pair masking"))
-        return 0
-    from fl_i2moe_layer.explain import ExpertExplainer
-
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    sub = test.subset(args.examples)
-    ds = sub.dataset()
-    report = ExpertExplainer(model).explain(ds.inputs, ds.masks, target=0,
-                                            methods=("sii", "redundancy_gap"),
-                                            n_samples=args.n_samples, faithfulness=False)
-    import matplotlib.pyplot as plt
-
-    for b, idx in enumerate(args.examples):
-        for method in ("sii", "redundancy_gap"):
-            fig = report.plot_interactions("mixture", method, example=b,
-                                           row_labels=sub.tokens(b))
-            fig.savefig(out / f"example{idx}_{method}.png", dpi=90, bbox_inches="tight")
-            plt.close(fig)
-        w = dict(zip(report.expert_names, report.weights[b].tolist(), strict=True))
-        print(f"example {idx}: {sub.texts[b]!r} routing {w} -> {out}")
-    return 0
+        return _evaluate(args, config, model, split, split_name)
+    return _explain(args, config, model, split)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -58,7 +58,7 @@ def test_train_evaluate_explain(dataset, tmp_path, capsys) -> None:
 
 
 def test_real_evaluate_needs_data_dir(tmp_path, capsys) -> None:
-    from fl_i2moe_layer.data.real import new_config
+    from fl_i2moe_layer.experiments import new_config
 
     config = new_config("enrico")
     config.feature_dims = [1280, 1280]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -74,16 +76,18 @@ def _cache(factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory: pytest.TempPathFactory):
-    from fl_i2moe_layer.data.evaluation import build_model, train_model
     from fl_i2moe_layer.data.planted import load_planted
+    from fl_i2moe_layer.experiments import build_model, new_config
+    from fl_i2moe_layer.experiments.runs import fit_model
 
     cache = _cache(tmp_path_factory)  # cold: the test covers the encode
     data = load_planted(480, seed=1, cache_dir=cache)
     again = load_planted(480, seed=1, cache_dir=cache)  # read back from the cache
     assert torch.equal(data.image_features, again.image_features)
     train, test = data.subset(list(range(320))), data.subset(list(range(320, 480)))
-    model = build_model("fl_i2moe", seed=0)
-    metrics = train_model(model, train, test, epochs=30, seed=0)
+    config = new_config("planted", model="fl_i2moe", seed=0, epochs=30)
+    model = build_model(config)
+    metrics = fit_model(model, config, train.dataset(), test.dataset())
     return model, test, metrics
 
 
@@ -96,13 +100,13 @@ def test_small_variant_is_learned(small) -> None:
 def test_planted_pair_recovered_and_masking_beats_random(small, rule: str) -> None:
     """SII (synergy) / RG (redundancy) rank the planted pair first for most examples of the
     rule, and removing the top-ranked pairs lowers the logit more than random pairs."""
-    from fl_i2moe_layer.data.evaluation import pair_masking, recover_pairs
+    from fl_i2moe_layer.experiments.evaluation import recover_pairs, recovery_masking
 
     model, test, _ = small
     rec = recover_pairs(model, test, rule, n_samples=384, limit=8, seed=0)
     assert rec.ranks.numel() >= 5
     assert rec.precision_at(1) > 0.5, rec.ranks.tolist()
-    res = pair_masking(model, test, rec, budgets=(1, 4), n_random=8)
+    res = recovery_masking(model, test, rec, budgets=(1, 4), n_random=8)
     assert float(res.gap[0]) > 0 and float(res.p_value[0]) < 0.05, res.summary()
 
 
@@ -129,7 +133,7 @@ def test_demo_writes_report(tmp_path, tmp_path_factory, small) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    from fl_i2moe_layer.demo import DemoSettings, run_demo
+    from fl_i2moe_layer.experiments.demo import DemoSettings, run_demo
 
     settings = DemoSettings(n=480, epochs=2, n_samples=192, limit=2, n_show=1, seed=1)
     headline = run_demo(tmp_path / "report", settings=settings,
@@ -142,3 +146,44 @@ def test_demo_writes_report(tmp_path, tmp_path_factory, small) -> None:
         assert name in page
     assert "Pair-masking tables" in page and "ranked drop" in page
     assert {"SII_p@1", "RG_p@1", "fl_i2moe_accuracy", "dense_accuracy"} <= set(headline)
+
+
+def test_cli_planted_run_records_and_reuses_its_settings(tmp_path, tmp_path_factory, small,
+                                                         capsys) -> None:
+    """`train` writes run.json with every option; `evaluate` and `explain` read it (no --n,
+    --seed or --model to repeat) and take the same path as the real datasets."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from fl_i2moe_layer.cli import main
+
+    run, cache = tmp_path / "run", str(_cache(tmp_path_factory))
+    assert main(["train", "--dataset", "planted", "--n", "480", "--seed", "1", "--epochs", "2",
+                 "--model", "dense", "--cache-dir", cache, "--out", str(run)]) == 0
+    config = json.loads((run / "run.json").read_text())
+    assert (config["dataset"], config["n"], config["seed"], config["model"]) == (
+        "planted", 480, 1, "dense")
+    assert (config["epochs"], config["lr"], config["monitor"], config["hidden_dim"]) == (
+        2, 3e-3, "loss", 32)
+    assert config["task"] == "binary" and config["feature_dims"] == [384, 1280]
+    assert (run / "best.safetensors").is_file() and "accuracy" in config["metrics"]
+    capsys.readouterr()
+
+    assert main(["evaluate", "--checkpoint", str(run), "--cache-dir", cache,
+                 "--n-samples", "192"]) == 0
+    out = capsys.readouterr().out
+    assert "planted test (144 examples)" in out and "synergy: sii precision@1" in out
+    assert "redundancy: redundancy_gap precision@1" in out and "pair masking" in out
+
+    figures = tmp_path / "figures"
+    assert main(["explain", "--checkpoint", str(run / "best.safetensors"), "--cache-dir",
+                 cache, "--index", "0", "2", "--n-samples", "192", "--out", str(figures)]) == 0
+    summary = json.loads((figures / "explanations.json").read_text())
+    assert [s["index"] for s in summary] == [0, 2]
+    assert [s["id"] for s in summary] == ["336", "338"]  # dataset indices (70/30 split)
+    assert (figures / "example2_redundancy_gap.png").stat().st_size > 1000
+
+    assert main(["train", "--dataset", "planted", "--split-limit", "5"]) == 2
+    assert main(["train", "--dataset", "enrico", "--n", "5",
+                 "--data-dir", str(tmp_path)]) == 2
+    assert "--n applies to planted data" in capsys.readouterr().err

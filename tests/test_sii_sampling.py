@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 import pytest
 import torch
 
 from captum_interactions import ShapleyInteractionIndex
-from captum_interactions.estimators.sii_sampling import CONTROL_VARIATES
+from captum_interactions.modes import ControlVariate
 from captum_interactions.testing import random_polynomial_game
 
 
@@ -75,7 +77,7 @@ def test_unbiased_over_seeds_on_a_cubic_game() -> None:
     assert (mean - truth)[off].abs().max() < 1.0
 
 
-@pytest.mark.parametrize("control_variate", CONTROL_VARIATES)
+@pytest.mark.parametrize("control_variate", get_args(ControlVariate))
 @pytest.mark.parametrize("paired", [True, False])
 def test_every_option_is_exact_when_the_budget_covers_all_coalitions(
     control_variate: str, paired: bool

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, overload
 
 import torch
 from captum.log import log_usage
@@ -10,22 +10,29 @@ from torch import Tensor
 
 from captum_interactions.attr._pair_attribution import (
     PairAttribution,
-    check_positive_int,
     scatter_pairs,
+    symmetric_output,
 )
-from captum_interactions.attr.shapley_interaction_index import ShapleyInteractionIndex
-from captum_interactions.estimators.exact import check_exact_players, value_table
+from captum_interactions.estimators.exact import check_exact_players
 from captum_interactions.estimators.redundancy import (
+    check_full_context_budget,
     exact_redundancy,
     full_context_redundancy,
+    quartets_per_pair,
     sampled_redundancy,
 )
+from captum_interactions.estimators.sii_sampling import estimate_sii
+from captum_interactions.modes import Context, Method
+from captum_interactions.perturbation.game import ModelGame
 from captum_interactions.perturbation.target import TargetType
 from captum_interactions.players import PairsType
 from captum_interactions.removal import BaselineInput, RemovalOperator
-
-CONTEXTS = ("sampled", "full")
-METHODS = ("sampling", "exact")
+from captum_interactions.validation import (
+    check_bool,
+    check_choice,
+    check_positive_int,
+    check_seed,
+)
 
 
 class RedundancyGap(PairAttribution):
@@ -45,7 +52,8 @@ class RedundancyGap(PairAttribution):
     RG is not linear in v, so each sample is a quartet (S, S∪i, S∪j, S∪ij) for one pair and the
     cost grows linearly with the number of pairs. Keep that number bounded with an explicit
     (P, 2) ``pairs`` tensor or with ``candidates=k``: the k pairs with the most negative SII
-    per example (SII estimated first with ``sii_n_samples`` extra rows per example).
+    per example (SII estimated first on the same game with ``sii_n_samples`` extra rows per
+    example, or taken from ``sii`` values the caller already has).
 
     Args:
         forward_func (Callable): the model or any function returning one row of outputs per
@@ -57,10 +65,59 @@ class RedundancyGap(PairAttribution):
         >>> values = rg.attribute((text, image), target=3, n_samples=4096, candidates=16)
         >>> values.shape  # (B, F, F), non-zero only on each example's 16 candidate pairs
         torch.Size([2, 24, 24])
+        >>> # SII already computed: candidates come from it, no second SII pass
+        >>> sii = ShapleyInteractionIndex(model).attribute((text, image), target=3)
+        >>> values = rg.attribute((text, image), target=3, candidates=16, sii=sii)
     """
 
-    @log_usage()
-    def attribute(  # type: ignore[override]
+    @overload
+    def attribute(
+        self,
+        inputs: Tensor | tuple[Tensor, ...],
+        baselines: BaselineInput = ...,
+        target: TargetType = ...,
+        additional_forward_args: Any = ...,
+        feature_mask: Tensor | tuple[Tensor, ...] | None = ...,
+        n_samples: int = ...,
+        perturbations_per_eval: int = ...,
+        show_progress: bool = ...,
+        *,
+        pairs: PairsType = ...,
+        context: Context = ...,
+        candidates: int | None = ...,
+        sii: Tensor | None = ...,
+        sii_n_samples: int | None = ...,
+        method: Method = ...,
+        removal: str | RemovalOperator = ...,
+        return_stderr: Literal[False] = ...,
+        seed: int = ...,
+    ) -> Tensor: ...
+
+    @overload
+    def attribute(
+        self,
+        inputs: Tensor | tuple[Tensor, ...],
+        baselines: BaselineInput = ...,
+        target: TargetType = ...,
+        additional_forward_args: Any = ...,
+        feature_mask: Tensor | tuple[Tensor, ...] | None = ...,
+        n_samples: int = ...,
+        perturbations_per_eval: int = ...,
+        show_progress: bool = ...,
+        *,
+        pairs: PairsType = ...,
+        context: Context = ...,
+        candidates: int | None = ...,
+        sii: Tensor | None = ...,
+        sii_n_samples: int | None = ...,
+        method: Method = ...,
+        removal: str | RemovalOperator = ...,
+        return_stderr: Literal[True],
+        seed: int = ...,
+    ) -> tuple[Tensor, Tensor]: ...
+
+    @log_usage()  # type: ignore[misc]  # captum's decorator is untyped
+    def attribute(
         self,
         inputs: Tensor | tuple[Tensor, ...],
         baselines: BaselineInput = None,
@@ -72,10 +129,11 @@ class RedundancyGap(PairAttribution):
         show_progress: bool = False,
         *,
         pairs: PairsType = "cross",
-        context: str = "sampled",
+        context: Context = "sampled",
         candidates: int | None = None,
+        sii: Tensor | None = None,
         sii_n_samples: int | None = None,
-        method: str = "sampling",
+        method: Method = "sampling",
         removal: str | RemovalOperator = "baseline",
         return_stderr: bool = False,
         seed: int = 0,
@@ -93,8 +151,12 @@ class RedundancyGap(PairAttribution):
                 (S = N∖{i, j}). Default: ``"sampled"``.
             candidates (int, optional): evaluate RG only on each example's ``candidates``
                 requested pairs with the most negative SII. Default: all requested pairs.
-            sii_n_samples (int, optional): SII budget per example for choosing candidates.
-                Default: ``n_samples``.
+            sii (Tensor, optional): (B, F, F) SII values (e.g. from
+                :meth:`ShapleyInteractionIndex.attribute` on the same inputs) to choose the
+                candidates from; without it the SII is estimated first, on the same game.
+                Only with ``candidates``. Default: None.
+            sii_n_samples (int, optional): SII budget per example for choosing candidates
+                when ``sii`` is not given. Default: ``n_samples``.
             method (str, optional): ``"sampling"`` or ``"exact"`` (enumerates every S; at
                 most ``MAX_EXACT_PLAYERS`` players). Default: ``"sampling"``.
             return_stderr (bool, optional): also return standard errors (zero for exact and
@@ -106,67 +168,55 @@ class RedundancyGap(PairAttribution):
               for pairs not evaluated.
             - **stderr** (B, F, F), only if ``return_stderr``.
         """
-        if context not in CONTEXTS:
-            raise ValueError(f"context must be one of {CONTEXTS}, got {context!r}.")
-        if method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
+        context = check_choice("context", context, Context)
+        method = check_choice("method", method, Method)
         n_samples = check_positive_int("n_samples", n_samples)
-        common = dict(
-            baselines=baselines, target=target, additional_forward_args=additional_forward_args,
-            feature_mask=feature_mask, pairs=pairs, removal=removal,
-            perturbations_per_eval=perturbations_per_eval, show_progress=show_progress,
-        )
-        formatted, players, requested, evaluator = self._setup(
-            inputs, total=None, desc="RG coalitions", **common
-        )
-        n, batch = players.n_players, formatted[0].shape[0]
-        try:
+        seed = check_seed(seed)
+        return_stderr = check_bool("return_stderr", return_stderr)
+        if sii_n_samples is not None:
+            sii_n_samples = check_positive_int("sii_n_samples", sii_n_samples)
+        with self._game(
+            inputs, baselines=baselines, target=target,
+            additional_forward_args=additional_forward_args, feature_mask=feature_mask,
+            pairs=pairs, removal=removal, perturbations_per_eval=perturbations_per_eval,
+            show_progress=show_progress,
+        ) as game:
             # Every check that needs only the number of pairs runs before the candidate SII
             # pass and before any forward call.
-            n_pairs = self._count_pairs(requested, candidates)
+            n_pairs = self._count_pairs(game.requested_pairs, candidates, sii)
             if context == "sampled" and method == "exact":
-                check_exact_players(n)
-            quartets = n_samples // (4 * n_pairs)
-            if context == "full" and method == "sampling" and n_samples < 3 * n_pairs + 1:
-                raise ValueError(
-                    f"n_samples={n_samples} is too small: context='full' needs 3P + 1 = "
-                    f"{3 * n_pairs + 1} rows for P={n_pairs} pairs. Raise n_samples or pass "
-                    "candidates=k / fewer pairs."
-                )
-            if context == "sampled" and method == "sampling" and quartets < 2:
-                raise ValueError(
-                    f"n_samples={n_samples} is too small: RG needs at least 2 quartets "
-                    f"(8 rows) per pair, i.e. {8 * n_pairs} rows for P={n_pairs} pairs. "
-                    "Raise n_samples or bound the pairs with candidates=k or an explicit "
-                    "(P, 2) pairs tensor."
-                )
-            pair_list = self._candidate_pairs(
-                inputs, requested, batch, candidates, sii_n_samples or n_samples, seed, common
-            )
+                check_exact_players(game.n_players)
+            if method == "sampling":
+                if context == "full":
+                    check_full_context_budget(n_samples, n_pairs)
+                else:
+                    quartets_per_pair(n_samples, n_pairs)
+            pair_list = self._candidate_pairs(game, candidates, sii,
+                                              sii_n_samples or n_samples, seed)
             if context == "full":
-                evaluator.expect(3 * n_pairs + 1)
-                per_pair = full_context_redundancy(evaluator, pair_list)
+                per_pair = full_context_redundancy(game, pair_list)
                 err = torch.zeros_like(per_pair)
             elif method == "exact":
-                evaluator.expect(2**n)
-                per_pair = exact_redundancy(value_table(evaluator), pair_list, n)
+                per_pair = exact_redundancy(game, pair_list)
                 err = torch.zeros_like(per_pair)
             else:
-                evaluator.expect(4 * quartets * n_pairs)
-                per_pair, err = sampled_redundancy(evaluator, pair_list, quartets, seed=seed)
-        finally:
-            evaluator.close()
-        dtype = evaluator.output_dtype
+                per_pair, err = sampled_redundancy(game, pair_list, n_samples, seed=seed)
+        n, dtype = game.n_players, game.output_dtype
         values = scatter_pairs(per_pair, pair_list, n, dtype)
         if return_stderr:
             return values, scatter_pairs(err, pair_list, n, dtype)
         return values
 
     @staticmethod
-    def _count_pairs(requested: Tensor, candidates: int | None) -> int:
+    def _count_pairs(requested: Tensor, candidates: int | None, sii: Tensor | None) -> int:
         """P, the number of pairs RG is evaluated on per example (validates ``candidates``)."""
         n_requested = int(torch.triu(requested, diagonal=1).sum())
         if candidates is None:
+            if sii is not None:
+                raise ValueError(
+                    "sii is only used to choose candidates: pass candidates=k with it, or "
+                    "drop sii to evaluate every requested pair."
+                )
             return n_requested
         candidates = check_positive_int("candidates", candidates)
         if candidates > n_requested:
@@ -175,24 +225,36 @@ class RedundancyGap(PairAttribution):
             )
         return candidates
 
+    @staticmethod
     def _candidate_pairs(
-        self,
-        inputs: Tensor | tuple[Tensor, ...],
-        requested: Tensor,
-        batch: int,
-        candidates: int | None,
-        sii_n_samples: int,
+        game: ModelGame, candidates: int | None, sii: Tensor | None, sii_n_samples: int,
         seed: int,
-        common: dict[str, Any],
     ) -> Tensor:
         """(B, P, 2) pairs per example: all requested pairs, or the top ones by -SII."""
-        upper = torch.triu(requested, diagonal=1)
-        all_pairs = torch.nonzero(upper)  # (P, 2), i < j
+        all_pairs = game.pair_index  # (P, 2), i < j
+        batch, n = game.n_examples, game.n_players
         if candidates is None:
             return all_pairs.unsqueeze(0).expand(batch, -1, -1)
-        sii = ShapleyInteractionIndex(self.forward_func).attribute(
-            inputs, n_samples=sii_n_samples, seed=seed, **common
-        )
+        if sii is None:
+            estimate = estimate_sii(game, sii_n_samples, seed=seed)
+            sii = symmetric_output(estimate.values, game.requested_pairs, game.output_dtype)
+        else:
+            _check_sii(sii, batch, n)
+            sii = sii.detach().to(game.device)
         scores = -sii[:, all_pairs[:, 0], all_pairs[:, 1]]  # (B, P)
         top = scores.topk(candidates, dim=1).indices
         return all_pairs[top]
+
+
+def _check_sii(sii: Any, batch: int, n: int) -> None:
+    if not isinstance(sii, Tensor):
+        raise TypeError(f"sii must be a torch.Tensor of SII values, got {type(sii).__name__}.")
+    if sii.dtype == torch.bool or sii.dtype.is_complex:
+        raise TypeError(f"sii must be real-valued, got dtype {sii.dtype}.")
+    if tuple(sii.shape) != (batch, n, n):
+        raise ValueError(
+            f"sii has shape {tuple(sii.shape)}; expected (B, F, F) = {(batch, n, n)}, as "
+            "returned by ShapleyInteractionIndex.attribute on the same inputs and feature_mask."
+        )
+    if not bool(torch.isfinite(sii).all()):
+        raise ValueError("sii holds NaN or Inf; pass the finite values SII returned.")

@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, overload
 
-import torch
 from captum.log import log_usage
 from torch import Tensor
 
-from captum_interactions.attr._pair_attribution import (
-    PairAttribution,
-    check_positive_int,
-    symmetric_output,
-)
+from captum_interactions.attr._pair_attribution import PairAttribution, symmetric_output
 from captum_interactions.estimators.exact import exact_sii
-from captum_interactions.estimators.sii_sampling import CONTROL_VARIATES, estimate_sii
+from captum_interactions.estimators.sii_sampling import estimate_sii
+from captum_interactions.modes import ControlVariate, Method
 from captum_interactions.perturbation.target import TargetType
 from captum_interactions.players import PairsType
 from captum_interactions.removal import BaselineInput, RemovalOperator
-
-METHODS = ("sampling", "exact")
+from captum_interactions.validation import (
+    check_bool,
+    check_choice,
+    check_positive_int,
+    check_seed,
+)
 
 
 class ShapleyInteractionIndex(PairAttribution):
@@ -59,8 +59,50 @@ class ShapleyInteractionIndex(PairAttribution):
         torch.Size([2, 24, 24])
     """
 
-    @log_usage()
-    def attribute(  # type: ignore[override]
+    @overload
+    def attribute(
+        self,
+        inputs: Tensor | tuple[Tensor, ...],
+        baselines: BaselineInput = ...,
+        target: TargetType = ...,
+        additional_forward_args: Any = ...,
+        feature_mask: Tensor | tuple[Tensor, ...] | None = ...,
+        n_samples: int = ...,
+        perturbations_per_eval: int = ...,
+        show_progress: bool = ...,
+        *,
+        pairs: PairsType = ...,
+        method: Method = ...,
+        removal: str | RemovalOperator = ...,
+        return_stderr: Literal[False] = ...,
+        seed: int = ...,
+        control_variate: ControlVariate = ...,
+        paired: bool = ...,
+    ) -> Tensor: ...
+
+    @overload
+    def attribute(
+        self,
+        inputs: Tensor | tuple[Tensor, ...],
+        baselines: BaselineInput = ...,
+        target: TargetType = ...,
+        additional_forward_args: Any = ...,
+        feature_mask: Tensor | tuple[Tensor, ...] | None = ...,
+        n_samples: int = ...,
+        perturbations_per_eval: int = ...,
+        show_progress: bool = ...,
+        *,
+        pairs: PairsType = ...,
+        method: Method = ...,
+        removal: str | RemovalOperator = ...,
+        return_stderr: Literal[True],
+        seed: int = ...,
+        control_variate: ControlVariate = ...,
+        paired: bool = ...,
+    ) -> tuple[Tensor, Tensor]: ...
+
+    @log_usage()  # type: ignore[misc]  # captum's decorator is untyped
+    def attribute(
         self,
         inputs: Tensor | tuple[Tensor, ...],
         baselines: BaselineInput = None,
@@ -72,11 +114,11 @@ class ShapleyInteractionIndex(PairAttribution):
         show_progress: bool = False,
         *,
         pairs: PairsType = "cross",
-        method: str = "sampling",
+        method: Method = "sampling",
         removal: str | RemovalOperator = "baseline",
         return_stderr: bool = False,
         seed: int = 0,
-        control_variate: str = "auto",
+        control_variate: ControlVariate = "auto",
         paired: bool = True,
     ) -> Tensor | tuple[Tensor, Tensor]:
         r"""Estimate the SII of the requested pairs for every example.
@@ -129,37 +171,25 @@ class ShapleyInteractionIndex(PairAttribution):
             - **stderr** (B, F, F), only if ``return_stderr``: standard errors of the values
               (zero in exact mode).
         """
-        if method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
-        if control_variate not in CONTROL_VARIATES:  # checked in exact mode too
-            raise ValueError(
-                f"control_variate must be one of {CONTROL_VARIATES}, got {control_variate!r}."
-            )
+        method = check_choice("method", method, Method)
+        control_variate = check_choice("control_variate", control_variate, ControlVariate)
         n_samples = check_positive_int("n_samples", n_samples)
-        if not isinstance(seed, int) or isinstance(seed, bool):
-            raise TypeError(f"seed must be an int, got {type(seed).__name__}.")
-        _, players, requested, evaluator = self._setup(
+        seed = check_seed(seed)
+        return_stderr = check_bool("return_stderr", return_stderr)
+        paired = check_bool("paired", paired)
+        with self._game(
             inputs, baselines=baselines, target=target,
             additional_forward_args=additional_forward_args, feature_mask=feature_mask,
             pairs=pairs, removal=removal, perturbations_per_eval=perturbations_per_eval,
-            show_progress=show_progress, total=None, desc="SII coalitions",
-        )
-        n = players.n_players
-        try:
+            show_progress=show_progress,
+        ) as game:
             if method == "exact":
-                evaluator.expect(2**n)
-                raw = exact_sii(evaluator)
-                err = torch.zeros_like(raw)
+                estimate = exact_sii(game)
             else:
-                evaluator.expect(n_samples)
-                estimate = estimate_sii(
-                    evaluator, n_samples, seed=seed, control_variate=control_variate,
-                    paired=paired,
-                )
-                raw, err = estimate.values, estimate.stderr
-        finally:
-            evaluator.close()
-        values = symmetric_output(raw, requested, evaluator.output_dtype)
+                estimate = estimate_sii(game, n_samples, seed=seed,
+                                        control_variate=control_variate, paired=paired)
+        requested, dtype = game.requested_pairs, game.output_dtype
+        values = symmetric_output(estimate.values, requested, dtype)
         if return_stderr:
-            return values, symmetric_output(err, requested, evaluator.output_dtype)
+            return values, symmetric_output(estimate.stderr, requested, dtype)
         return values

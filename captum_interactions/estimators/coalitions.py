@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from captum_interactions.estimators.size_plan import SizePlan
+
 BLOCK_ROWS = 512
 
 
@@ -49,46 +51,36 @@ def all_subsets(n: int, start: int, stop: int, device: torch.device) -> Tensor:
 
 
 class StratifiedDesign:
-    """Enumerated sizes first, then sampled units grouped by replicate, then by size.
+    """The rows of a :class:`~.size_plan.SizePlan`: its enumerated sizes first, then its
+    sampled units grouped by replicate, then by size.
 
-    A unit is one random coalition of its size, or with ``paired`` the coalition followed by
-    its complement (two consecutive rows).
+    A unit is one random coalition of its size, or with ``plan.paired`` the coalition followed
+    by its complement (two consecutive rows).
 
     Args:
-        n: number of players.
-        enumerated: sizes evaluated exhaustively.
-        replicate_counts: (R, S) units of each sampled size in each replicate.
-        sampled_sizes: (S,) the (representative) sampled sizes.
-        paired: whether units are complementary pairs.
+        plan: the sizes and unit counts.
+        replicate_counts: (R, S) units of each sampled size in each replicate (summing over R
+            gives ``plan.counts``).
         seed: seed of the random rows.
         device: where masks are built.
     """
 
     def __init__(
-        self,
-        n: int,
-        enumerated: tuple[int, ...],
-        replicate_counts: Tensor,
-        sampled_sizes: Tensor,
-        paired: bool,
-        seed: int,
-        device: torch.device,
+        self, plan: SizePlan, replicate_counts: Tensor, seed: int, device: torch.device
     ) -> None:
+        n = plan.n_players
         self.n = n
         self.device = device
         self.seed = seed
-        self.rows_per_unit = 2 if paired else 1
-        self._enumerated = {t: subsets_of_size(n, t, device) for t in enumerated}
-        self.n_enumerated = sum(rows.shape[0] for rows in self._enumerated.values())
+        self.rows_per_unit = plan.rows_per_unit
+        self._enumerated = {t: subsets_of_size(n, t, device) for t in plan.enumerated}
         n_rep = replicate_counts.shape[0]
         flat_counts = replicate_counts.reshape(-1)
-        sizes = sampled_sizes.repeat(n_rep)
-        reps = torch.arange(n_rep).repeat_interleave(sampled_sizes.shape[0])
+        sizes = plan.sampled.repeat(n_rep)
+        reps = torch.arange(n_rep).repeat_interleave(plan.sampled.shape[0])
         self.unit_size = torch.repeat_interleave(sizes, flat_counts).to(device)
         self.unit_replicate = torch.repeat_interleave(reps, flat_counts).to(device)
         self.n_units = int(flat_counts.sum())
-        self.n_sampled = self.n_units * self.rows_per_unit
-        self.n_rows = self.n_enumerated + self.n_sampled
 
     def enumerated_rows(self) -> Tensor:
         return torch.cat(list(self._enumerated.values()), dim=0)
@@ -106,8 +98,10 @@ class StratifiedDesign:
         offset = first * BLOCK_ROWS
         return rows[start - offset : stop - offset]
 
-    def unit_rows(self, first_coalitions: Tensor) -> Tensor:
-        """Expand units to their rows: (units, n) -> (units * rows_per_unit, n)."""
+    def coalitions(self, start: int, stop: int) -> Tensor:
+        """Every row of units start..stop-1, a unit's rows together:
+        (units * rows_per_unit, n) bool."""
+        first = self.units(start, stop)
         if self.rows_per_unit == 1:
-            return first_coalitions
-        return torch.stack([first_coalitions, ~first_coalitions], dim=1).flatten(0, 1)
+            return first
+        return torch.stack([first, ~first], dim=1).flatten(0, 1)

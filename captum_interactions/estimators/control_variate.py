@@ -27,7 +27,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-MODES = ("quadratic", "linear", "size", "none")
+from captum_interactions.modes import Surrogate
 
 
 def pair_index(n: int, device: torch.device) -> Tensor:
@@ -51,10 +51,8 @@ class ReplicateRegression:
 
     def __init__(
         self, n_replicates: int, n_players: int, batch_size: int, device: torch.device,
-        mode: str = "linear", *, tied: bool = False,
+        mode: Surrogate = "linear", *, tied: bool = False,
     ) -> None:
-        if mode not in MODES:
-            raise ValueError(f"control_variate must be one of {MODES}, got {mode!r}.")
         r, n, b = n_replicates, n_players, batch_size
         self.mode = mode
         self.n_replicates, self.n_players, self.batch_size = r, n, b

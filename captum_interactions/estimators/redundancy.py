@@ -14,7 +14,8 @@ import torch
 from torch import Tensor, nn
 
 from captum_interactions.estimators.coalitions import block_generator
-from captum_interactions.perturbation.engine import CoalitionEvaluator
+from captum_interactions.estimators.exact import value_table
+from captum_interactions.perturbation.game import ModelGame
 
 UNIT_BLOCK = 128
 
@@ -40,36 +41,60 @@ def _quartets(base: Tensor, pairs: Tensor) -> Tensor:
     return torch.stack([base, with_i, with_j, with_ij], dim=1).flatten(0, 1)
 
 
+def quartets_per_pair(budget: int, n_pairs: int) -> int:
+    """Quartets each of ``n_pairs`` pairs gets from ``budget`` rows (at least 2 are needed
+    for a standard error)."""
+    quartets = budget // (4 * n_pairs)
+    if quartets < 2:
+        raise ValueError(
+            f"n_samples={budget} is too small: RG needs at least 2 quartets "
+            f"(8 rows) per pair, i.e. {8 * n_pairs} rows for P={n_pairs} pairs. "
+            "Raise n_samples or bound the pairs with candidates=k or an explicit "
+            "(P, 2) pairs tensor."
+        )
+    return quartets
+
+
+def check_full_context_budget(budget: int, n_pairs: int) -> None:
+    if budget < 3 * n_pairs + 1:
+        raise ValueError(
+            f"n_samples={budget} is too small: context='full' needs 3P + 1 = "
+            f"{3 * n_pairs + 1} rows for P={n_pairs} pairs. Raise n_samples or pass "
+            "candidates=k / fewer pairs."
+        )
+
+
 def sampled_redundancy(
-    evaluator: CoalitionEvaluator, pairs: Tensor, quartets_per_pair: int, *, seed: int
+    game: ModelGame, pairs: Tensor, budget: int, *, seed: int
 ) -> tuple[Tensor, Tensor]:
-    """Sampled-context RG for per-example pairs (B, P, 2): returns mean and stderr, (B, P)."""
-    n = evaluator.players.n_players
+    """Sampled-context RG of per-example pairs (B, P, 2) with at most ``budget`` rows per
+    example: returns mean and stderr, (B, P)."""
+    n, device = game.n_players, game.device
     batch, n_pairs = pairs.shape[0], pairs.shape[1]
-    device = evaluator.device
-    q = quartets_per_pair
+    q = quartets_per_pair(budget, n_pairs)
     n_units = n_pairs * q
     total = torch.zeros(batch, n_pairs, dtype=torch.float64, device=device)
     total_sq = torch.zeros_like(total)
-    units_per_eval = max(1, evaluator.perturbations_per_eval // 4)
-    for start in range(0, n_units, units_per_eval):
-        stop = min(start + units_per_eval, n_units)
+
+    def quartets(start: int, stop: int) -> Tensor:
         unit = torch.arange(start, stop, device=device)
-        pair_idx = unit // q
         stratum = (unit % q).double()
         keys, jitter = _unit_randomness(seed, start, stop, n, device)
         size = ((stratum + jitter) * (n - 1) / q).floor().long().clamp_max(n - 2)
-        unit_pairs = pairs[:, pair_idx].transpose(0, 1)  # (U, B, 2)
+        unit_pairs = pairs[:, unit // q].transpose(0, 1)  # (U, B, 2)
         keys = keys.unsqueeze(1).expand(-1, batch, -1).clone()
         keys.scatter_(2, unit_pairs, 2.0)  # i and j sort last: never in S
         ranks = keys.argsort(dim=2).argsort(dim=2)
-        base = ranks < size.view(-1, 1, 1)
-        values = evaluator.evaluate(_quartets(base, unit_pairs), offset=4 * start)
-        v = values.view(stop - start, 4, batch)
-        rg = redundancy_from_quartet(v[:, 0], v[:, 1], v[:, 2], v[:, 3])  # (U, B)
-        to_pair = nn.functional.one_hot(pair_idx, n_pairs).to(torch.float64)  # (U, P)
-        total += rg.t() @ to_pair
-        total_sq += (rg * rg).t() @ to_pair
+        return _quartets(ranks < size.view(-1, 1, 1), unit_pairs)
+
+    with game.budget(4 * n_units, desc="RG coalitions"):
+        for chunk in game.chunks(n_units, quartets, rows_per_unit=4):
+            pair_idx = torch.arange(chunk.start, chunk.stop, device=device) // q
+            v = chunk.values.view(chunk.stop - chunk.start, 4, batch)
+            rg = redundancy_from_quartet(v[:, 0], v[:, 1], v[:, 2], v[:, 3])  # (U, B)
+            to_pair = nn.functional.one_hot(pair_idx, n_pairs).to(torch.float64)  # (U, P)
+            total += rg.t() @ to_pair
+            total_sq += (rg * rg).t() @ to_pair
     mean = total / q
     var = (total_sq / q - mean * mean).clamp_min(0.0) * (q / max(q - 1, 1))
     return mean, (var / q).sqrt()
@@ -90,24 +115,25 @@ def _unit_randomness(
     return torch.cat(keys)[lo:hi], torch.cat(jitter)[lo:hi]
 
 
-def full_context_redundancy(evaluator: CoalitionEvaluator, pairs: Tensor) -> Tensor:
-    """RG with S = N∖{i, j} (deletion from the full input): (B, P)."""
-    n = evaluator.players.n_players
+def full_context_redundancy(game: ModelGame, pairs: Tensor) -> Tensor:
+    """RG with S = N∖{i, j} (deletion from the full input) in 3P + 1 rows: (B, P)."""
+    n, device = game.n_players, game.device
     batch, n_pairs = pairs.shape[0], pairs.shape[1]
-    device = evaluator.device
-    v_full = evaluator.full().to(torch.float64)
-    full = torch.ones(n_pairs, batch, n, dtype=torch.bool, device=device)
     unit_pairs = pairs.transpose(0, 1)
-    base = full.clone()
+    base = torch.ones(n_pairs, batch, n, dtype=torch.bool, device=device)
     base.scatter_(2, unit_pairs, False)
     rows = _quartets(base, unit_pairs).view(n_pairs, 4, batch, n)[:, :3].flatten(0, 1)
-    values = evaluator.evaluate(rows).view(n_pairs, 3, batch)
+    with game.budget(3 * n_pairs + 1, desc="RG coalitions"):
+        v_full = game.evaluate(torch.ones(1, n, dtype=torch.bool, device=device))[0]
+        values = game.evaluate(rows).view(n_pairs, 3, batch)
     rg = redundancy_from_quartet(values[:, 0], values[:, 1], values[:, 2], v_full.unsqueeze(0))
     return rg.t()
 
 
-def exact_redundancy(table: Tensor, pairs: Tensor, n: int) -> Tensor:
-    """Sampled-context RG by enumeration from a value table (2^n, B): (B, P)."""
+def exact_redundancy(game: ModelGame, pairs: Tensor) -> Tensor:
+    """Sampled-context RG by enumeration of all 2^F coalitions: (B, P)."""
+    table = value_table(game, desc="RG coalitions")  # (2^n, B)
+    n = game.n_players
     pair_chunk = max(1, 2**22 // 2**n)  # bounds the (pairs, 2^n) work tensors
     device = table.device
     batch, n_pairs = pairs.shape[0], pairs.shape[1]

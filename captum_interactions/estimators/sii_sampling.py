@@ -22,13 +22,12 @@ the options.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor
 
 from captum_interactions.estimators.coalitions import BLOCK_ROWS, StratifiedDesign
 from captum_interactions.estimators.control_variate import ReplicateRegression
+from captum_interactions.estimators.estimate import PairEstimate
 from captum_interactions.estimators.sii_kernel import accumulate_pair_sums
 from captum_interactions.estimators.size_plan import (
     inverse_binomials,
@@ -36,67 +35,63 @@ from captum_interactions.estimators.size_plan import (
     sii_size_weights,
     split_over_replicates,
 )
-from captum_interactions.perturbation.engine import CoalitionEvaluator
+from captum_interactions.modes import ControlVariate, Surrogate
+from captum_interactions.perturbation.game import ModelGame
 
-CONTROL_VARIATES = ("auto", "quadratic", "linear", "size", "none")
 QUADRATIC_MAX_PLAYERS = 32
 N_REPLICATES = 16
 
 
-@dataclass(frozen=True)
-class SIIEstimate:
-    values: Tensor  # (B, F, F) float64, diagonal not yet masked
-    stderr: Tensor  # (B, F, F) float64
-
-
-def resolve_control_variate(mode: str, n_players: int) -> str:
-    if mode not in CONTROL_VARIATES:
-        raise ValueError(f"control_variate must be one of {CONTROL_VARIATES}, got {mode!r}.")
+def resolve_control_variate(mode: ControlVariate, n_players: int) -> Surrogate:
+    """The surrogate ``mode`` stands for: ``"auto"`` is quadratic up to
+    :data:`QUADRATIC_MAX_PLAYERS` players, linear above."""
     if mode != "auto":
         return mode
     return "quadratic" if n_players <= QUADRATIC_MAX_PLAYERS else "linear"
 
 
 def estimate_sii(
-    evaluator: CoalitionEvaluator,
-    n_samples: int,
+    game: ModelGame,
+    budget: int,
     *,
     seed: int,
-    control_variate: str = "auto",
+    control_variate: ControlVariate = "auto",
     paired: bool = True,
     n_replicates: int = N_REPLICATES,
-) -> SIIEstimate:
-    """Run the stratified estimator with at most ``n_samples`` coalitions per example."""
-    n = evaluator.players.n_players
-    mode = resolve_control_variate(control_variate, n)
-    batch, device = evaluator.batch_size, evaluator.device
-    plan = plan_sizes(n, n_samples, paired=paired)
-    design = StratifiedDesign(
-        n, plan.enumerated, split_over_replicates(plan.counts, n_replicates), plan.sampled,
-        paired, seed, device,
-    )
-    h = sii_size_weights(n).to(device)
-    exact = _enumerated_part(evaluator, design, h)
-    if design.n_units == 0:
-        return SIIEstimate(exact, torch.zeros_like(exact))
+) -> PairEstimate:
+    """SII of every pair with at most ``budget`` coalitions per example.
 
-    # Pass 1: evaluate the units, keep their (symmetrised) values, stream regression statistics.
-    regression = ReplicateRegression(n_replicates, n, batch, device, mode, tied=paired)
-    unit_values = torch.empty(design.n_units, batch, dtype=torch.float64, device=device)
-    units_per_eval = max(1, evaluator.perturbations_per_eval // design.rows_per_unit)
-    for start in range(0, design.n_units, units_per_eval):
-        stop = min(start + units_per_eval, design.n_units)
-        first = design.units(start, stop)
-        rows = design.unit_rows(first)
-        values = evaluator.evaluate(
-            rows.unsqueeze(1).expand(-1, batch, -1),
-            offset=design.n_enumerated + start * design.rows_per_unit,
-        )
-        values = values.view(stop - start, design.rows_per_unit, batch).sum(1)
-        unit_values[start:stop] = values
-        regression.add(
-            design.unit_replicate[start:stop], design.unit_size[start:stop], first, values
-        )
+    Args:
+        game: the model game.
+        budget: coalitions per example; at least 3F (:func:`.size_plan.plan_sizes` says
+            why).
+        seed: seed of the sampled coalitions.
+        control_variate: the surrogate subtracted before sampling.
+        paired: sample each coalition together with its complement.
+        n_replicates: independent replicates (cross-fitting and standard errors).
+    """
+    n, batch, device = game.n_players, game.n_examples, game.device
+    mode = resolve_control_variate(control_variate, n)
+    plan = plan_sizes(n, budget, paired=paired)
+    design = StratifiedDesign(plan, split_over_replicates(plan.counts, n_replicates), seed,
+                              device)
+    h = sii_size_weights(n).to(device)
+    with game.budget(plan.n_rows, desc="SII coalitions"):
+        exact = _enumerated_part(game, design, h)
+        if design.n_units == 0:
+            return PairEstimate.exact(exact)
+
+        # Pass 1: evaluate the units, keep their (symmetrised) values, stream regression
+        # statistics.
+        regression = ReplicateRegression(n_replicates, n, batch, device, mode, tied=paired)
+        unit_values = torch.empty(design.n_units, batch, dtype=torch.float64, device=device)
+        rows_per_unit = design.rows_per_unit
+        for chunk in game.chunks(design.n_units, design.coalitions, rows_per_unit=rows_per_unit):
+            start, stop = chunk.start, chunk.stop
+            values = chunk.values.view(stop - start, rows_per_unit, batch).sum(1)
+            unit_values[start:stop] = values
+            regression.add(design.unit_replicate[start:stop], design.unit_size[start:stop],
+                           chunk.present[::rows_per_unit], values)
 
     # Pass 2: residuals against the leave-one-replicate-out fits, one replicate at a time.
     intercept, slopes = regression.fit()
@@ -129,21 +124,18 @@ def estimate_sii(
             )
             offset += length
     mean, stderr = replicate_sums.finish()
-    return SIIEstimate(exact + mean, stderr)
+    return PairEstimate(exact + mean, stderr)
 
 
-def _enumerated_part(evaluator: CoalitionEvaluator, design: StratifiedDesign, h: Tensor) -> Tensor:
+def _enumerated_part(game: ModelGame, design: StratifiedDesign, h: Tensor) -> Tensor:
     """Exact per-size means of v over the enumerated sizes, for every pair: (B, n, n)."""
-    n, batch, device = design.n, evaluator.batch_size, evaluator.device
-    exact = torch.zeros(batch, n, n, dtype=torch.float64, device=device)
+    n, device = design.n, game.device
+    exact = torch.zeros(game.n_examples, n, n, dtype=torch.float64, device=device)
     inv_comb = inverse_binomials(n, device)
     rows_all = design.enumerated_rows()
-    sizes_all = rows_all.sum(1)
-    step = evaluator.perturbations_per_eval
-    for start in range(0, rows_all.shape[0], step):
-        rows, sizes = rows_all[start : start + step], sizes_all[start : start + step]
-        values = evaluator.evaluate(rows.unsqueeze(1).expand(-1, batch, -1), offset=start)
-        accumulate_pair_sums(exact, rows, values, inv_comb[sizes], h, sizes)
+    for chunk in game.chunks(rows_all.shape[0], lambda a, b: rows_all[a:b]):
+        sizes = chunk.present.sum(1)
+        accumulate_pair_sums(exact, chunk.present, chunk.values, inv_comb[sizes], h, sizes)
     return exact
 
 

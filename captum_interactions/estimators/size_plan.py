@@ -87,6 +87,11 @@ class SizePlan:
     def n_sampled(self) -> int:
         return int(self.counts.sum()) * self.rows_per_unit
 
+    @property
+    def n_rows(self) -> int:
+        """Coalitions evaluated per example: never more than the budget."""
+        return self.n_enumerated + self.n_sampled
+
     def rows_of_size(self) -> Tensor:
         """(S,) coalitions of each representative size (a middle size n/2 gets both rows of
         its pairs)."""
@@ -127,10 +132,6 @@ def plan_sizes(n: int, budget: int, *, paired: bool = True) -> SizePlan:
     interior = [t for t in range(2, top + 1)]
     enumerated = list(border)
 
-    def unit_cost(t: int) -> int:
-        # A paired unit is always two rows, T and N∖T, also at the middle size t = n/2.
-        return 2 if paired else 1
-
     def enum_cost(t: int) -> int:
         return math.comb(n, t) * (2 if paired and 2 * t != n else 1)
 
@@ -154,7 +155,8 @@ def plan_sizes(n: int, budget: int, *, paired: bool = True) -> SizePlan:
     if not interior:
         return SizePlan(n, tuple(sorted(set(enumerated))), empty, empty, paired)
     sizes = torch.tensor(interior, dtype=torch.long)
-    row_cost = torch.tensor([float(unit_cost(t)) for t in interior], dtype=torch.float64)
+    # A paired unit is always two rows, T and N∖T, also at the middle size t = n/2.
+    row_cost = torch.full((len(interior),), 2.0 if paired else 1.0, dtype=torch.float64)
     spare = remaining - float(row_cost.sum())  # one unit per size is reserved
     w = weights[sizes]
     raw = spare * w / (w * row_cost).sum()  # units beyond the reserved one

@@ -85,3 +85,8 @@ def pairs_to_players(selected: Tensor, pair_index: Tensor, n_players: int) -> Te
     hits = torch.zeros(flat.shape[0], n_players, dtype=torch.int32, device=selected.device)
     hits.scatter_add_(1, ends, torch.cat([flat, flat], dim=1))
     return (hits > 0).view((*lead, n_players))
+
+
+def make_generator(seed: int, device: torch.device) -> torch.Generator:
+    """A generator on the inputs' device: runs are reproducible on the same device."""
+    return torch.Generator(device=device).manual_seed(seed)

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from captum_interactions.metrics._ranking import round_count
-from captum_interactions.metrics._setup import check_finite
+from captum_interactions.validation import check_finite
 
 
 @dataclass(frozen=True)

@@ -12,34 +12,31 @@ import torch
 from captum.log import log_usage
 from torch import Tensor
 
-from captum_interactions.attr._pair_attribution import check_positive_int
 from captum_interactions.metrics._ranking import (
+    make_generator,
     pairs_to_players,
     random_ranks,
     rank_within_groups,
     round_count,
 )
-from captum_interactions.metrics._setup import (
-    DEFAULT_MAX_ROWS,
-    as_number_list,
-    check_bool,
-    check_callable,
-    check_seed,
-    make_evaluator,
-    make_generator,
-    resolve_inputs,
-    run,
-)
 from captum_interactions.metrics.paired_test import (
-    ALTERNATIVES,
-    TESTS,
     exchange_test,
     wilcoxon_test,
     zero_tolerance,
 )
+from captum_interactions.modes import Alternative, PairedTest
+from captum_interactions.perturbation.game import DEFAULT_MAX_ROWS_PER_EVAL, model_game
 from captum_interactions.perturbation.target import TargetType
-from captum_interactions.players import PairsType, Players, pair_matrix
+from captum_interactions.players import PairsType
 from captum_interactions.removal import BaselineInput, RemovalOperator
+from captum_interactions.validation import (
+    as_number_list,
+    check_bool,
+    check_callable,
+    check_choice,
+    check_positive_int,
+    check_seed,
+)
 
 # Null draws of the exchange test: p-values resolve down to 1 / (N + 1) = 1e-4.
 N_NULL_DRAWS = 9999
@@ -158,7 +155,7 @@ def resolve_budgets(budgets: Any, n_pairs: int) -> tuple[int, ...]:
 
 
 class PairMaskingFaithfulness:
-    r"""Pair-masking faithfulness of an interaction ranking (DESIGN.md §4).
+    r"""Pair-masking faithfulness of an interaction ranking (docs/design.md §4).
 
     For every example, the requested pairs are ranked by ``scores``; at each budget b the
     players of the top-b pairs are removed together (the union of their players; a player
@@ -206,10 +203,10 @@ class PairMaskingFaithfulness:
         pairs: PairsType = "cross",
         removal: str | RemovalOperator = "baseline",
         descending: bool = True,
-        alternative: str = "greater",
-        test: str = "exchange",
+        alternative: Alternative = "greater",
+        test: PairedTest = "exchange",
         seed: int = 0,
-        max_rows_per_eval: int = DEFAULT_MAX_ROWS,
+        max_rows_per_eval: int = DEFAULT_MAX_ROWS_PER_EVAL,
         show_progress: bool = False,
     ) -> PairMaskingResult:
         r"""Ranked versus random pair removal at every budget.
@@ -262,19 +259,18 @@ class PairMaskingFaithfulness:
         n_random = check_positive_int("n_random", n_random)
         descending = check_bool("descending", descending)
         seed = check_seed(seed)
-        if alternative not in ALTERNATIVES:
-            raise ValueError(f"alternative must be one of {ALTERNATIVES}, got {alternative!r}.")
-        if test not in TESTS:
-            raise ValueError(f"test must be one of {TESTS}, got {test!r}.")
-        formatted, players, per_call = resolve_inputs(inputs, feature_mask, max_rows_per_eval)
-        batch, n_players, device = formatted[0].shape[0], players.n_players, formatted[0].device
-        pair_scores, pair_index = _pair_scores(scores, pairs, players, batch, device)
-        counts = resolve_budgets(budgets, pair_index.shape[0])
-        evaluator = make_evaluator(
-            self.forward_func, formatted, players, baselines=baselines, target=target,
-            additional_forward_args=additional_forward_args, removal=removal,
-            coalitions_per_call=per_call, show_progress=show_progress, desc="pair masking",
+        alternative = check_choice("alternative", alternative, Alternative)
+        test = check_choice("test", test, PairedTest)
+        game = model_game(
+            self.forward_func, inputs, baselines=baselines, target=target,
+            additional_forward_args=additional_forward_args, feature_mask=feature_mask,
+            pairs=pairs, removal=removal, max_rows_per_eval=max_rows_per_eval,
+            show_progress=show_progress,
         )
+        batch, n_players, device = game.n_examples, game.n_players, game.device
+        pair_index = game.pair_index
+        pair_scores = _pair_scores(scores, pair_index, batch, n_players, device)
+        counts = resolve_budgets(budgets, pair_index.shape[0])
 
         # Ranked and random selections for all budgets and repeats at once: (B, K, P) with
         # K = n_budgets (ranked) + n_budgets * n_random (random, budget-major).
@@ -291,14 +287,15 @@ class PairMaskingFaithfulness:
         full = torch.ones(1, batch, n_players, dtype=torch.bool, device=device)
         present = torch.cat([full, ~removed.transpose(0, 1)], dim=0)  # (1 + K, B, F)
 
-        values = run(evaluator, present)  # (1 + K, B) float64
+        with game, game.budget(present.shape[0], desc="pair masking"):
+            values = game.evaluate(present)  # (1 + K, B) float64
         original = values[0]
         drops = (original[None, :] - values[1:]).t()  # (B, K)
         n_budgets = len(counts)
         ranked_drop = drops[:, :n_budgets]
         random_drop = drops[:, n_budgets:].reshape(batch, n_budgets, n_random)
         random_mean = random_drop.mean(-1)
-        tol = zero_tolerance(original, evaluator.output_dtype)
+        tol = zero_tolerance(original, game.output_dtype)
         if test == "exchange":
             p_value = exchange_test(
                 ranked_drop, random_drop, tol, alternative, n_draws=N_NULL_DRAWS, seed=seed
@@ -321,22 +318,19 @@ class PairMaskingFaithfulness:
 
 
 def _pair_scores(
-    scores: Any, pairs: PairsType, players: Players, batch: int, device: torch.device
-) -> tuple[Tensor, Tensor]:
-    """(B, P) symmetrised scores of the requested pairs and their (P, 2) player ids."""
+    scores: Any, pair_index: Tensor, batch: int, n: int, device: torch.device
+) -> Tensor:
+    """(B, P) symmetrised scores of the requested pairs (P, 2)."""
     if not isinstance(scores, Tensor):
         raise TypeError(f"scores must be a torch.Tensor, got {type(scores).__name__}.")
     if scores.dtype == torch.bool or scores.dtype.is_complex:
         raise TypeError(f"scores must be real-valued, got dtype {scores.dtype}.")
-    n = players.n_players
     if tuple(scores.shape) != (batch, n, n):
         raise ValueError(
             f"scores has shape {tuple(scores.shape)}; expected (B, F, F) = {(batch, n, n)} "
             "(one pair-score matrix per example over the players of inputs/feature_mask, as "
             "returned by ShapleyInteractionIndex or RedundancyGap)."
         )
-    requested = pair_matrix(players, pairs).to(device)
-    pair_index = torch.nonzero(torch.triu(requested, diagonal=1))  # (P, 2), i < j
     scores = scores.detach().to(device, torch.float64)
     upper = scores[:, pair_index[:, 0], pair_index[:, 1]]
     lower = scores[:, pair_index[:, 1], pair_index[:, 0]]
@@ -348,4 +342,4 @@ def _pair_scores(
             f"scores holds NaN or Inf on {int(bad.sum())} requested pair(s), e.g. "
             f"scores[{b}, {i}, {j}]; scores must be finite on every requested pair."
         )
-    return 0.5 * (upper + lower), pair_index
+    return 0.5 * (upper + lower)

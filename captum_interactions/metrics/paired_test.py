@@ -30,8 +30,7 @@ import torch
 from scipy.stats import wilcoxon
 from torch import Tensor
 
-ALTERNATIVES = ("greater", "two-sided", "less")
-TESTS = ("exchange", "wilcoxon")
+from captum_interactions.modes import Alternative
 
 
 def zero_tolerance(original: Tensor, output_dtype: torch.dtype) -> Tensor:
@@ -57,7 +56,7 @@ def exchange_test(
     ranked: Tensor,
     random_drop: Tensor,
     tol: Tensor,
-    alternative: str,
+    alternative: Alternative,
     *,
     n_draws: int,
     seed: int,
@@ -104,7 +103,7 @@ def exchange_test(
 
 
 def wilcoxon_test(
-    ranked: Tensor, random_mean: Tensor, tol: Tensor, alternative: str = "greater"
+    ranked: Tensor, random_mean: Tensor, tol: Tensor, alternative: Alternative = "greater"
 ) -> Tensor:
     """scipy's classical signed-rank test of ranked - random_mean, one per column: (K,)."""
     diff = ranked - random_mean

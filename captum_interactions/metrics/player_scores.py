@@ -5,9 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from captum_interactions.attr._pair_attribution import format_inputs
-from captum_interactions.metrics._setup import check_finite
 from captum_interactions.players import PairsType, Players, pair_matrix, resolve_players
+from captum_interactions.validation import check_finite, format_inputs
 
 AttributionsType = Tensor | tuple[Tensor, ...]
 
@@ -76,7 +75,7 @@ def player_attributions(
         >>> player_attributions((text, image), attr).shape  # one score per token / patch
         torch.Size([4, 14])
     """
-    _, formatted = format_inputs(inputs)
+    formatted = format_inputs(inputs)
     players = resolve_players(formatted, feature_mask)
     return reduce_to_players(formatted, players, attributions)
 
@@ -101,6 +100,6 @@ def requested_pair_mask(
         >>> requested_pair_mask((text, image)).sum() // 2  # T * P cross-modal pairs
         tensor(48)
     """
-    _, formatted = format_inputs(inputs)
+    formatted = format_inputs(inputs)
     players = resolve_players(formatted, feature_mask)
     return pair_matrix(players, pairs).to(formatted[0].device)

@@ -10,25 +10,26 @@ import torch
 from captum.log import log_usage
 from torch import Tensor
 
-from captum_interactions.attr._pair_attribution import check_positive_int
-from captum_interactions.metrics._ranking import random_ranks, rank_within_groups, round_count
-from captum_interactions.metrics._setup import (
-    DEFAULT_MAX_ROWS,
-    as_number_list,
-    check_bool,
-    check_callable,
-    check_seed,
-    make_evaluator,
+from captum_interactions.metrics._ranking import (
     make_generator,
-    resolve_inputs,
-    run,
+    random_ranks,
+    rank_within_groups,
+    round_count,
 )
 from captum_interactions.metrics.player_scores import AttributionsType, reduce_to_players
+from captum_interactions.modes import TopKScope
+from captum_interactions.perturbation.game import DEFAULT_MAX_ROWS_PER_EVAL, model_game
 from captum_interactions.perturbation.target import TargetType
 from captum_interactions.players import Players, require_single_modality
 from captum_interactions.removal import BaselineInput, RemovalOperator
-
-PER = ("modality", "global")
+from captum_interactions.validation import (
+    as_number_list,
+    check_bool,
+    check_callable,
+    check_choice,
+    check_positive_int,
+    check_seed,
+)
 
 
 @dataclass(frozen=True)
@@ -165,7 +166,7 @@ def topk_masking(
     attributions: AttributionsType,
     *,
     ks: Sequence[float] | float = (5, 10, 15, 20, 25),
-    per: str = "modality",
+    per: TopKScope = "modality",
     target: TargetType = None,
     baselines: BaselineInput = None,
     additional_forward_args: Any = None,
@@ -175,10 +176,10 @@ def topk_masking(
     use_abs: bool = False,
     n_random: int = 10,
     seed: int = 0,
-    max_rows_per_eval: int = DEFAULT_MAX_ROWS,
+    max_rows_per_eval: int = DEFAULT_MAX_ROWS_PER_EVAL,
     show_progress: bool = False,
 ) -> TopKMaskingResult:
-    r"""Top-K% masking of per-feature attributions (DESIGN.md §4).
+    r"""Top-K% masking of per-feature attributions (docs/design.md §4).
 
     Players are ranked by attribution (signed, highest first; ``use_abs=True`` ranks by
     magnitude). At each K, the top K% of the players of each modality (``per="modality"``)
@@ -229,23 +230,21 @@ def topk_masking(
         (torch.Size([16, 2]), torch.Size([16]))
     """
     check_callable(forward_func)
-    if per not in PER:
-        raise ValueError(f"per must be one of {PER}, got {per!r}.")
+    per = check_choice("per", per, TopKScope)
     ks_tuple = resolve_ks(ks)
     n_random = check_positive_int("n_random", n_random)
     use_abs = check_bool("use_abs", use_abs)
     seed = check_seed(seed)
-    formatted, players, per_call = resolve_inputs(inputs, feature_mask, max_rows_per_eval)
-    batch, n_players, device = formatted[0].shape[0], players.n_players, formatted[0].device
-    scores = reduce_to_players(formatted, players, attributions)
+    game = model_game(
+        forward_func, inputs, baselines=baselines, target=target,
+        additional_forward_args=additional_forward_args, feature_mask=feature_mask,
+        removal=removal, max_rows_per_eval=max_rows_per_eval, show_progress=show_progress,
+    )
+    batch, n_players, device = game.n_examples, game.n_players, game.device
+    scores = reduce_to_players(game.inputs, game.players, attributions)
     if use_abs:
         scores = scores.abs()
-    group, n_groups = _groups(players, per, protected, device)
-    evaluator = make_evaluator(
-        forward_func, formatted, players, baselines=baselines, target=target,
-        additional_forward_args=additional_forward_args, removal=removal,
-        coalitions_per_call=per_call, show_progress=show_progress, desc="top-K masking",
-    )
+    group, n_groups = _groups(game.players, per, protected, device)
 
     sizes = torch.bincount(group, minlength=n_groups + 1)[:n_groups]
     fractions = torch.tensor(ks_tuple, dtype=torch.float64, device=device) / 100
@@ -268,7 +267,8 @@ def topk_masking(
         [full, comp_present.transpose(0, 1), suff_present.transpose(0, 1)], dim=0
     )  # (1 + 2S, B, F)
 
-    values = run(evaluator, present)
+    with game, game.budget(present.shape[0], desc="top-K masking"):
+        values = game.evaluate(present)
     original = values[0]
     n_sel = selected.shape[1]
     comp = (original[None] - values[1 : 1 + n_sel]).t()  # (B, S)

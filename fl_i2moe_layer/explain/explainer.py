@@ -230,8 +230,9 @@ class ExpertExplainer:
                     if "sii" in methods:
                         comp.sii = ShapleyInteractionIndex(f).attribute(xs, **common)
                     if "redundancy_gap" in methods:
+                        # RG's candidates come from this component's SII: computed once.
                         comp.redundancy_gap = RedundancyGap(f).attribute(
-                            xs, candidates=rg_candidates, **common)
+                            xs, candidates=rg_candidates, sii=comp.sii, **common)
                 self._metrics(comp, f, xs, masks_t, tgt, faithfulness=faithfulness, ks=ks,
                               n_random=n_random, seed=seed)
         return ExplanationReport(

@@ -1,8 +1,10 @@
 """``fl-i2moe demo``: planted data -> FL-I2MoE and dense baseline -> ``report/index.html``.
 
-Everything is computed with the package's own pieces (:func:`load_planted`,
-:class:`Trainer`, :class:`ExpertExplainer`, ``captum_interactions.metrics``); this module only
-orchestrates them and lays the results out as static HTML with PNG figures.
+Everything is computed with the package's own pieces (the planted dataset entry, the run
+builder and trainer of :mod:`.runs`, :class:`ExpertExplainer`, ``captum_interactions.metrics``);
+this module only orchestrates them and lays the results out as static HTML with PNG figures.
+Both trained models are saved as runs (``out/runs/fl_i2moe``, ``out/runs/dense``: checkpoints
+and ``run.json``), so ``fl-i2moe evaluate --checkpoint report/runs/fl_i2moe`` works on them.
 """
 
 from __future__ import annotations
@@ -16,13 +18,10 @@ from typing import Any
 import torch
 
 from captum_interactions.metrics import concentration, requested_pair_mask
-from fl_i2moe_layer.data.evaluation import (
-    build_model,
-    pair_masking,
-    recover_pairs,
-    train_model,
-)
-from fl_i2moe_layer.data.planted import RULES, load_planted
+from fl_i2moe_layer.data.planted import RULES
+from fl_i2moe_layer.experiments.datasets import new_config, planted_splits
+from fl_i2moe_layer.experiments.evaluation import recover_pairs, recovery_masking
+from fl_i2moe_layer.experiments.runs import fit_run
 from fl_i2moe_layer.explain import ExpertExplainer
 
 
@@ -90,15 +89,15 @@ def run_demo(out_dir: str | Path = "report", *, settings: DemoSettings | None = 
     start = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    data = load_planted(s.n, seed=s.seed, cache_dir=cache_dir, show_progress=progress)
-    n_train = int(0.7 * len(data))
-    train, test = data.subset(list(range(n_train))), data.subset(list(range(n_train, len(data))))
+    configs = {kind: new_config("planted", model=kind, n=s.n, epochs=s.epochs, seed=s.seed)
+               for kind in ("fl_i2moe", "dense")}
+    train, test = planted_splits(configs["fl_i2moe"], cache_dir=cache_dir, progress=progress)
     models, metrics = {}, {}
-    for kind in ("fl_i2moe", "dense"):
+    for kind, config in configs.items():
         print(f"training {kind} on {len(train)} examples ...", flush=True)
-        models[kind] = build_model(kind, seed=s.seed)
-        metrics[kind] = train_model(models[kind], train, test, epochs=s.epochs, seed=s.seed,
-                                    progress=progress)
+        models[kind] = fit_run(config, train.dataset(), test.dataset(), out / "runs" / kind,
+                               progress=progress)
+        metrics[kind] = config.metrics
     fl = models["fl_i2moe"]
     figures: list[tuple[str, str]] = []
 
@@ -127,7 +126,7 @@ def run_demo(out_dir: str | Path = "report", *, settings: DemoSettings | None = 
         headline[f"{method}_p@5"] = rec.precision_at(5)
         headline[f"{method}_n"] = int(rec.ranks.numel())
         if rec.ranks.numel():
-            res = pair_masking(fl, test, rec, seed=s.seed)
+            res = recovery_masking(fl, test, rec, seed=s.seed)
             masking[f"{method} ({rule})"] = res
             headline[f"{method}_mask_gap@1"] = float(res.gap[0])
             headline[f"{method}_mask_p@1"] = float(res.p_value[0])

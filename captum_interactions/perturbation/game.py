@@ -1,0 +1,410 @@
+"""The model as a cooperative game over players, for a batch of examples.
+
+For example b with players N = {0, ..., F-1}, the value of a coalition S ⊆ N is
+
+    v_b(S) = target_b( f( x_b with the players of N∖S removed ) ),
+
+the forward output selected by ``target`` when only the players in S are present
+(``docs/design.md`` §2). A :class:`ModelGame` holds everything that defines v: the forward
+function, the inputs, the players, the requested pairs, the removal operator, the target and
+the additional forward arguments. It evaluates v on boolean coalition tensors:
+
+    coalitions (R, F) or (R, B, F) ─► removal ─► perturbed rows (chunk · B, ...) ─► forward
+    ─► target ─► v (R, B) float64
+
+and owns the work around the forward calls, so that estimators and metrics never see it:
+chunking (at most ``chunk_size`` coalitions per example in one call), the device, the progress
+bar, the row budget of each run, the checks of the output (shape, target, NaN / Inf) and the
+output dtype. Peak memory is one chunk. Build a game with :func:`model_game`; use it as a
+context manager.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+import torch
+from captum._utils.common import (
+    _expand_additional_forward_args,
+    _format_additional_forward_args,
+)
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from captum_interactions.perturbation.target import TargetSelector, TargetType
+from captum_interactions.players import PairsType, Players, pair_matrix, resolve_players
+from captum_interactions.removal import BaselineInput, RemovalOperator, make_removal
+from captum_interactions.validation import (
+    check_bool,
+    check_callable,
+    check_positive_int,
+    format_inputs,
+)
+
+#: Coalitions per example in one forward call when neither bound is given (as in Captum).
+DEFAULT_PERTURBATIONS_PER_EVAL = 256
+#: Rows in one forward call of the metrics, which stack every coalition they need.
+DEFAULT_MAX_ROWS_PER_EVAL = 4096
+
+#: ``coalitions(start, stop)`` returns the coalitions of units start..stop-1: (rows, F) bool
+#: shared by every example, or (rows, B, F) bool per example.
+CoalitionSource = Callable[[int, int], Tensor]
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Units ``start..stop-1`` of a stream, their coalitions and their values.
+
+    Attributes:
+        start, stop: the units covered (a unit is ``rows_per_unit`` consecutive rows).
+        present: the coalitions, as returned by the source: (rows, F) or (rows, B, F) bool.
+        values: (rows, B) float64, v of every coalition for every example.
+    """
+
+    start: int
+    stop: int
+    present: Tensor
+    values: Tensor
+
+
+class ModelGame:
+    """v(S) of every example of a batch, evaluated chunk by chunk.
+
+    Built by :func:`model_game`, which validates every argument first. Estimators read only
+    :attr:`n_players`, :attr:`n_examples` and :attr:`device`, open a :meth:`budget`, and
+    evaluate coalitions through :meth:`chunks` or :meth:`evaluate`.
+
+    Args:
+        forward_func: the model or any callable ``f(*inputs, *additional_forward_args)``.
+        inputs: tuple of (B, ...) tensors.
+        players: the players of ``inputs``.
+        removal: a prepared removal operator.
+        target: the target selector.
+        additional_forward_args: Captum semantics; tensors are repeated per coalition.
+        chunk_size: coalitions per example in one forward call (the forward batch holds
+            ``chunk_size * B`` rows, as with Captum's ``perturbations_per_eval``).
+        requested: (F, F) bool matrix of the requested pairs, if the game has pairs.
+        show_progress: show a tqdm bar for every budget.
+    """
+
+    def __init__(
+        self,
+        forward_func: Callable[..., Any],
+        inputs: tuple[Tensor, ...],
+        players: Players,
+        removal: RemovalOperator,
+        target: TargetSelector,
+        additional_forward_args: Any,
+        *,
+        chunk_size: int,
+        requested: Tensor | None = None,
+        show_progress: bool = False,
+    ) -> None:
+        self.forward_func = forward_func
+        self.inputs = inputs
+        self.players = players
+        self._removal = removal
+        self._target = target
+        self._extra_args = _format_additional_forward_args(additional_forward_args)
+        self._chunk_size = chunk_size
+        self._requested = requested
+        self._show_progress = show_progress
+        self._output_dtype: torch.dtype | None = None
+        self._limit: int | None = None  # rows per example allowed in the open budget
+        self._used = 0  # rows per example evaluated in the open budget
+        self._bar: Any = None
+        self._closed = False
+        #: Coalitions evaluated so far, per example, over the life of the game.
+        self.rows_evaluated = 0
+
+    # -- what the game is ------------------------------------------------------------------
+    @property
+    def n_players(self) -> int:
+        """F, the number of players."""
+        return self.players.n_players
+
+    @property
+    def n_examples(self) -> int:
+        """B, the number of examples (each is its own game over the same players)."""
+        return int(self.inputs[0].shape[0])
+
+    @property
+    def device(self) -> torch.device:
+        """Where inputs, coalitions and values live."""
+        return self.inputs[0].device
+
+    @property
+    def requested_pairs(self) -> Tensor:
+        """(F, F) symmetric bool matrix of the requested pairs (zero diagonal)."""
+        if self._requested is None:
+            raise ValueError("this game was built without pairs; pass pairs= to model_game.")
+        return self._requested
+
+    @property
+    def pair_index(self) -> Tensor:
+        """(P, 2) long tensor of the requested pairs i < j, in row-major order."""
+        return torch.nonzero(torch.triu(self.requested_pairs, diagonal=1))
+
+    @property
+    def output_dtype(self) -> torch.dtype:
+        """The dtype of the forward output (results are cast back to it); known once a
+        forward call has run."""
+        if self._output_dtype is None:
+            raise RuntimeError("output_dtype is known after the first evaluation of the game.")
+        return self._output_dtype
+
+    # -- life cycle --------------------------------------------------------------------------
+    def __enter__(self) -> ModelGame:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the progress bar; a closed game evaluates nothing more."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        self._closed = True
+
+    @contextmanager
+    def budget(self, rows: int, *, desc: str) -> Iterator[None]:
+        """Open a run of at most ``rows`` coalitions per example.
+
+        A progress bar (``show_progress``) counts to ``rows``; evaluating more raises before
+        the forward call, so an estimator that plans within its budget can never exceed it.
+
+        Examples::
+
+            >>> with game.budget(4, desc="demo"):
+            ...     values = game.evaluate(coalitions)  # (4, F) bool -> (4, B)
+        """
+        if self._limit is not None:
+            raise RuntimeError("a budget is already open on this game.")
+        self._limit, self._used = rows, 0
+        self._bar = tqdm(total=rows, desc=desc, unit="coal", disable=not self._show_progress)
+        try:
+            yield
+        finally:
+            self._bar.close()
+            self._bar = None
+            self._limit = None
+
+    # -- evaluation ----------------------------------------------------------------------------
+    def chunks(
+        self, n_units: int, coalitions: CoalitionSource, *, rows_per_unit: int = 1
+    ) -> Iterator[Chunk]:
+        """Evaluate a stream of ``n_units`` units, one forward call's worth at a time.
+
+        ``coalitions(start, stop)`` builds the rows of units start..stop-1 only when they are
+        needed, so a stream costs the memory of one chunk whatever its length. A unit (e.g. a
+        coalition and its complement) is never split across chunks.
+        """
+        step = max(1, self._chunk_size // rows_per_unit)
+        for start in range(0, n_units, step):
+            stop = min(start + step, n_units)
+            present = coalitions(start, stop)
+            yield Chunk(start, stop, present, self._values(present))
+
+    def evaluate(self, present: Tensor) -> Tensor:
+        """v of every coalition: (R, F) (shared by the examples) or (R, B, F) bool ->
+        (R, B) float64, in ceil(R / chunk_size) forward calls."""
+        parts = [chunk.values for chunk in self.chunks(present.shape[0],
+                                                        lambda a, b: present[a:b])]
+        return torch.cat(parts, dim=0)
+
+    def as_shapiq_game(self) -> ShapiqGame:
+        """This (one-example) game as the callable shapiq's approximators evaluate.
+
+        Examples::
+
+            >>> game = model_game(model, (text[:1], image[:1]), target=3)
+            >>> approximator = shapiq.KernelSHAPIQ(n=game.n_players, max_order=2, index="SII")
+            >>> values = approximator.approximate(budget=2048, game=game.as_shapiq_game())
+        """
+        if self.n_examples != 1:
+            raise ValueError(
+                f"as_shapiq_game() needs a game of one example, this one has {self.n_examples}: "
+                "shapiq explains one example at a time. Build the game on inputs[i:i + 1]."
+            )
+        return ShapiqGame(self)
+
+    def _values(self, present: Tensor) -> Tensor:
+        if self._closed:
+            raise RuntimeError("this game is closed; build a new one with model_game().")
+        batch, n = self.n_examples, self.n_players
+        if present.dtype != torch.bool or present.shape[-1] != n or present.dim() not in (2, 3) \
+                or (present.dim() == 3 and present.shape[1] != batch):
+            raise ValueError(
+                f"coalitions must be a bool tensor (R, {n}) or (R, {batch}, {n}), got "
+                f"{present.dtype} {tuple(present.shape)}."
+            )
+        if present.dim() == 2:
+            present = present.unsqueeze(1).expand(-1, batch, -1)
+        rows = present.shape[0]
+        if self._limit is not None and self._used + rows > self._limit:
+            raise RuntimeError(
+                f"an estimator asked for {self._used + rows} coalitions per example, beyond its "
+                f"budget of {self._limit} (a bug: please report it)."
+            )
+        values = []
+        for lo in range(0, rows, self._chunk_size):
+            part = present[lo : lo + self._chunk_size]
+            values.append(self._select(self._forward(part), part, self._used + lo))
+        self._used += rows
+        self.rows_evaluated += rows
+        if self._bar is not None:
+            self._bar.update(rows)
+        return torch.cat(values, dim=0)
+
+    def _forward(self, present: Tensor) -> Tensor:
+        n_rows = present.shape[0]
+        batch, kwargs = self._removal.perturb(self.inputs, self.players, present)
+        extra = _expand_additional_forward_args(self._extra_args, n_rows)
+        with torch.no_grad():
+            output = self.forward_func(*batch, *(extra or ()), **kwargs)
+        if not isinstance(output, Tensor):
+            raise TypeError(
+                f"forward_func must return a tensor, got {type(output).__name__}."
+            )
+        expected = n_rows * self.n_examples
+        if output.dim() == 0 or output.shape[0] != expected:
+            raise ValueError(
+                f"forward_func returned shape {tuple(output.shape)} for a batch of {expected} "
+                f"rows ({n_rows} coalitions x {self.n_examples} examples): the output must have "
+                "one entry per input row along dim 0."
+            )
+        if self._output_dtype is None:
+            # The first rows are a full batch of examples: enough to check the target.
+            self._target.validate(output[: self.n_examples])
+            is_float = output.dtype.is_floating_point
+            self._output_dtype = output.dtype if is_float else torch.float32
+        return output
+
+    def _select(self, output: Tensor, present: Tensor, offset: int) -> Tensor:
+        n_rows = present.shape[0]
+        values = self._target.select(output, n_rows).to(torch.float64)
+        values = values.view(n_rows, self.n_examples)
+        bad = ~torch.isfinite(values)
+        if bad.any():
+            where = torch.nonzero(bad)[:5].tolist()
+            described = ", ".join(
+                f"coalition {offset + r} of example {b} ({int(present[r, b].sum())} players "
+                "present)"
+                for r, b in where
+            )
+            raise ValueError(
+                f"forward_func returned NaN or Inf for {int(bad.sum())} perturbed row(s), "
+                f"e.g. {described}. Check how the model handles removed features (an all-absent "
+                "modality under removal='presence' is a common cause)."
+            )
+        return values
+
+
+class ShapiqGame:
+    """v of a one-example :class:`ModelGame` as shapiq's approximators call it: a (R, F)
+    bool array of coalitions -> (R,) float64 array, evaluated chunk by chunk on the game's
+    device.
+
+    Attributes:
+        n_players: F, for the approximator's ``n``.
+    """
+
+    def __init__(self, game: ModelGame) -> None:
+        self.game = game
+        self.n_players = game.n_players
+
+    def __call__(self, coalitions: np.ndarray) -> np.ndarray:
+        present = torch.as_tensor(np.asarray(coalitions, dtype=bool), device=self.game.device)
+        return self.game.evaluate(present.reshape(-1, self.n_players)).reshape(-1).cpu().numpy()
+
+
+def model_game(
+    forward_func: Callable[..., Any],
+    inputs: Tensor | tuple[Tensor, ...],
+    *,
+    baselines: BaselineInput = None,
+    target: TargetType = None,
+    additional_forward_args: Any = None,
+    feature_mask: Tensor | tuple[Tensor, ...] | None = None,
+    pairs: PairsType | None = None,
+    removal: str | RemovalOperator = "baseline",
+    perturbations_per_eval: int | None = None,
+    max_rows_per_eval: int | None = None,
+    show_progress: bool = False,
+) -> ModelGame:
+    r"""Build the game of a model on a batch of inputs: the one place where inputs, players,
+    pairs, removal and target are checked and put together.
+
+    Every argument is validated here, before any forward call or large allocation.
+
+    Args:
+        forward_func (Callable): the model or any function returning one row of outputs per
+            input row.
+        inputs (Tensor or tuple[Tensor, ...]): one tensor per modality, batch first.
+        baselines, target, additional_forward_args, feature_mask: Captum semantics, as in
+            :meth:`~captum_interactions.ShapleyInteractionIndex.attribute`.
+        pairs (str or Tensor, optional): the requested pairs (``"cross"``, ``"all"`` or a
+            (P, 2) tensor), for games that explain pairs. Default: none.
+        removal (str or RemovalOperator, optional): ``"baseline"``, ``"presence"`` or an
+            operator. Default: ``"baseline"``.
+        perturbations_per_eval (int, optional): coalitions per example in one forward call.
+        max_rows_per_eval (int, optional): rows in one forward call instead (at least B);
+            give at most one of the two bounds. Default: 256 coalitions per example.
+        show_progress (bool, optional): show a progress bar per budget. Default: False.
+
+    Returns:
+        :class:`ModelGame`.
+
+    Examples::
+
+        >>> with model_game(model, (text, image), target=3, pairs="cross") as game:
+        ...     with game.budget(2, desc="two coalitions"):
+        ...         v = game.evaluate(torch.eye(game.n_players, dtype=torch.bool)[:2])
+        >>> v.shape  # (coalitions, examples)
+        torch.Size([2, 4])
+    """
+    check_callable(forward_func)
+    formatted = format_inputs(inputs)
+    batch = formatted[0].shape[0]
+    chunk_size = _chunk_size(batch, perturbations_per_eval, max_rows_per_eval)
+    show_progress = check_bool("show_progress", show_progress)
+    players = resolve_players(formatted, feature_mask)
+    requested = None
+    if pairs is not None:
+        requested = pair_matrix(players, pairs).to(formatted[0].device)
+    operator = make_removal(removal, baselines)
+    operator.prepare(formatted, players)
+    selector = TargetSelector(target, batch)
+    return ModelGame(
+        forward_func, formatted, players, operator, selector, additional_forward_args,
+        chunk_size=chunk_size, requested=requested, show_progress=show_progress,
+    )
+
+
+def _chunk_size(
+    batch: int, perturbations_per_eval: int | None, max_rows_per_eval: int | None
+) -> int:
+    """Coalitions per example in one forward call, from either bound."""
+    if perturbations_per_eval is not None and max_rows_per_eval is not None:
+        raise ValueError("pass perturbations_per_eval or max_rows_per_eval, not both.")
+    if max_rows_per_eval is None:
+        if perturbations_per_eval is None:
+            return DEFAULT_PERTURBATIONS_PER_EVAL
+        return check_positive_int("perturbations_per_eval", perturbations_per_eval)
+    max_rows = check_positive_int("max_rows_per_eval", max_rows_per_eval)
+    if max_rows < batch:
+        raise ValueError(
+            f"max_rows_per_eval={max_rows} is smaller than the batch size {batch}: one forward "
+            "call evaluates a coalition for every example. Raise max_rows_per_eval or pass "
+            "fewer examples."
+        )
+    return max_rows // batch

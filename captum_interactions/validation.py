@@ -1,0 +1,116 @@
+"""Checks of public arguments, run once at the public boundary (attribution classes, metrics,
+the game factory) and nowhere else: inner modules trust what they are given.
+
+Every check names the argument, shows the bad value and says what is expected. Booleans are
+strict (a string such as ``"no"`` is a TypeError, not a truthy value) and integers exclude
+``bool``.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+from typing import Any, get_args
+
+import torch
+from torch import Tensor
+
+
+def check_choice(name: str, value: Any, mode: Any) -> Any:
+    """``value`` if it is one of the strings of the ``Literal`` alias ``mode``.
+
+    Examples::
+
+        >>> from captum_interactions.modes import Method
+        >>> check_choice("method", "exact", Method)
+        'exact'
+    """
+    allowed: tuple[str, ...] = get_args(mode)
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be one of {allowed}, got {type(value).__name__} {value!r}.")
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}.")
+    return value
+
+
+def check_int(name: str, value: Any, *, minimum: int | None = None) -> int:
+    """An int (not a bool), at least ``minimum`` when given."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}.")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}.")
+    return value
+
+
+def check_positive_int(name: str, value: Any) -> int:
+    """An int >= 1."""
+    return check_int(name, value, minimum=1)
+
+
+def check_seed(seed: Any) -> int:
+    return check_int("seed", seed)
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """A real bool: strings, ints and None are refused rather than read as truthy."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool (True or False), got {type(value).__name__} "
+                        f"{value!r}.")
+    return value
+
+
+def check_callable(forward_func: Any) -> None:
+    if not callable(forward_func):
+        raise TypeError("forward_func must be callable (a model or a function).")
+
+
+def check_finite(name: str, value: Tensor) -> None:
+    bad = ~torch.isfinite(value)
+    if bad.any():
+        where = torch.nonzero(bad)[0].tolist()
+        raise ValueError(
+            f"{name} holds {int(bad.sum())} NaN or Inf value(s), e.g. at index {where}; "
+            f"{name} must be finite."
+        )
+
+
+def as_number_list(name: str, values: Any) -> list[float | int]:
+    """A non-empty sequence of real numbers (a single number is accepted too)."""
+    if isinstance(values, numbers.Real) and not isinstance(values, bool):
+        values = (values,)
+    if isinstance(values, Tensor):
+        values = values.detach().cpu().reshape(-1).tolist()
+    if not isinstance(values, Sequence) or isinstance(values, str):
+        raise TypeError(f"{name} must be a sequence of numbers, got {type(values).__name__}.")
+    if len(values) == 0:
+        raise ValueError(f"{name} is empty; pass at least one value.")
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{name} must hold numbers, got {value!r}.")
+    return list(values)
+
+
+def format_inputs(inputs: Tensor | tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+    """Captum's tensor-or-tuple convention, validated: always a non-empty tuple of tensors
+    that share the batch size (> 0) and the device."""
+    formatted = inputs if isinstance(inputs, tuple) else (inputs,)
+    if not formatted:
+        raise ValueError("inputs is an empty tuple; pass at least one tensor.")
+    for m, inp in enumerate(formatted):
+        if not isinstance(inp, Tensor):
+            raise TypeError(f"inputs[{m}] must be a torch.Tensor, got {type(inp).__name__}.")
+        if inp.dim() == 0:
+            raise ValueError(f"inputs[{m}] is a scalar; inputs need a batch dimension.")
+    batch_sizes = [inp.shape[0] for inp in formatted]
+    if len(set(batch_sizes)) > 1:
+        raise ValueError(
+            f"inputs have different batch sizes {batch_sizes}: every input tensor must share "
+            "the batch dimension (dim 0)."
+        )
+    if batch_sizes[0] == 0:
+        raise ValueError("inputs have batch size 0.")
+    devices = {inp.device for inp in formatted}
+    if len(devices) > 1:
+        raise ValueError(f"inputs live on several devices {sorted(map(str, devices))}.")
+    return formatted
