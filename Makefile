@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint compare bench bench-quick clean
+.PHONY: demo test lint typecheck compare bench bench-quick clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -24,9 +24,14 @@ test: $(STAMP)
 	$(PY) -m pytest -q tests
 	$(MAKE) --no-print-directory bench-quick
 	$(PY) -m ruff check captum_interactions fl_i2moe_layer tests examples benchmarks
+	$(PY) -m mypy
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
+
+# The type checker on both packages (configured in pyproject.toml; part of `make test`).
+typecheck: $(STAMP)
+	$(PY) -m mypy
 
 # Estimator comparison against exact SII and shapiq (docs/estimators.md).
 compare: $(STAMP)
@@ -51,4 +56,4 @@ bench-quick: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider benchmarks --quick --benchmark-disable --threads 1
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache

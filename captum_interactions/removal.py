@@ -1,6 +1,6 @@
 """Removal operators: how an absent player is taken out of the model's input.
 
-Two operators are shipped (DESIGN.md §2):
+Two operators are shipped (docs/design.md §2):
 
 * :class:`BaselineRemoval` (default) replaces absent features by Captum-style ``baselines``.
 * :class:`PresenceMaskRemoval` passes the inputs unchanged and hands the model, per perturbed

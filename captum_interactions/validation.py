@@ -75,9 +75,10 @@ def check_finite(name: str, value: Tensor) -> None:
         )
 
 
-def as_number_list(name: str, values: Any) -> list[float | int]:
-    """A non-empty sequence of real numbers (a single number is accepted too)."""
-    if isinstance(values, numbers.Real) and not isinstance(values, bool):
+def as_number_list(name: str, values: Any) -> list[Any]:
+    """A non-empty sequence of real numbers (a single number is accepted too); its entries are
+    ``numbers.Real`` (ints stay ints)."""
+    if _is_number(values):
         values = (values,)
     if isinstance(values, Tensor):
         values = values.detach().cpu().reshape(-1).tolist()
@@ -86,9 +87,14 @@ def as_number_list(name: str, values: Any) -> list[float | int]:
     if len(values) == 0:
         raise ValueError(f"{name} is empty; pass at least one value.")
     for value in values:
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        if not _is_number(value):
             raise TypeError(f"{name} must hold numbers, got {value!r}.")
     return list(values)
+
+
+def _is_number(value: object) -> bool:
+    """A real number that is not a bool (numpy scalars included)."""
+    return not isinstance(value, bool) and isinstance(value, numbers.Real)
 
 
 def format_inputs(inputs: Tensor | tuple[Tensor, ...]) -> tuple[Tensor, ...]:

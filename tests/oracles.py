@@ -1,4 +1,4 @@
-"""Brute-force oracles written straight from the definitions (DESIGN.md §3), independent of
+"""Brute-force oracles written straight from the definitions (docs/design.md §3), independent of
 the library's kernels. Only for a handful of players."""
 
 from __future__ import annotations

@@ -152,3 +152,26 @@ def test_explainer_argument_errors():
         explainer.explain(xs, masks, target=5, methods=("attention_gradient",))
     with pytest.raises(TypeError, match="must be an FLI2MoE"):
         ExpertExplainer(torch.nn.Linear(2, 2))
+
+
+def test_sii_is_computed_once_per_component(monkeypatch):
+    """RG's candidates come from the component's own SII map: RG never runs a second SII
+    pass, and its candidates are the k most negative SII pairs of that map."""
+    import captum_interactions.attr.redundancy_gap as rg_module
+
+    def no_second_pass(*args, **kwargs):
+        raise AssertionError("RedundancyGap estimated SII again")
+
+    monkeypatch.setattr(rg_module, "estimate_sii", no_second_pass)
+    layer = tiny_layer(2, 3, num_layers=1)
+    xs, masks = tiny_batch((4, 3), batch=2)
+    report = ExpertExplainer(layer).explain(xs, masks, methods=("sii", "redundancy_gap"),
+                                            components=("synergy",), n_samples=96,
+                                            rg_candidates=3, faithfulness=False)
+    comp = report["synergy"]
+    for b in range(2):
+        sii = comp.sii[b, :4, 4:]  # token x patch
+        chosen = comp.redundancy_gap[b, :4, 4:] != 0
+        worst = torch.zeros_like(chosen).flatten()
+        worst[(-sii).flatten().topk(3).indices] = True
+        assert (chosen.flatten() <= worst).all()  # non-zero RG only on the 3 candidates

@@ -20,25 +20,25 @@ from fl_i2moe_layer.data.planted import (
 
 def test_generate_is_deterministic_and_consistent() -> None:
     a, b = generate_planted(64, seed=3), generate_planted(64, seed=3)
-    assert a["texts"] == b["texts"]
-    assert torch.equal(a["tiles"], b["tiles"]) and torch.equal(a["labels"], b["labels"])
-    assert generate_planted(64, seed=4)["texts"] != a["texts"]
-    rule, labels = a["rule"], a["labels"]
+    assert a.texts == b.texts
+    assert torch.equal(a.tiles, b.tiles) and torch.equal(a.labels, b.labels)
+    assert generate_planted(64, seed=4).texts != a.texts
+    rule, labels = a.rule, a.labels
     assert torch.bincount(rule, minlength=4).tolist() == [16] * 4
-    tok, pat = a["cue_token"], a["cue_patch"]
+    tok, pat = a.cue_token, a.cue_patch
     # y = T or I or (S_w and S_t) or R_w or R_t, from the recorded cue positions.
     present_t, present_p = tok >= 0, pat >= 0
     expected = (present_t[:, 0] | present_p[:, 0] | (present_t[:, 1] & present_p[:, 1])
                 | present_t[:, 2] | present_p[:, 2]).float()
     assert torch.equal(expected, labels)
-    for i, text in enumerate(a["texts"]):
+    for i, text in enumerate(a.texts):
         words = text.split()
         for cue, name in enumerate(("text", "synergy", "redundancy")):
             t = int(tok[i, cue])
             assert (t >= 0) == (CUE_WORDS[name] in words)
             if t >= 0:
                 assert words[t - 1] == CUE_WORDS[name]  # token t = word t - 1 after [CLS]
-        if int(a["pair_token"][i]) >= 0:
+        if int(a.pair_token[i]) >= 0:
             assert RULES[int(rule[i])] in ("synergy", "redundancy")
     # synergy negatives carry exactly one of the two cues
     neg = (rule == RULES.index("synergy")) & (labels == 0)
@@ -47,12 +47,12 @@ def test_generate_is_deterministic_and_consistent() -> None:
 
 def test_cue_tile_sits_in_its_patch() -> None:
     spec = generate_planted(16, seed=0)
-    images = render_images(spec["tiles"][:16])
-    i = int(torch.nonzero(spec["cue_patch"][:, 0] >= 0)[0, 0])
-    k = int(spec["cue_patch"][i, 0])
+    images = render_images(spec.tiles[:16])
+    i = int(torch.nonzero(spec.cue_patch[:, 0] >= 0)[0, 0])
+    k = int(spec.cue_patch[i, 0])
     r, c = divmod(k, 7)
     tile = images[i, :, r * TILE : (r + 1) * TILE, c * TILE : (c + 1) * TILE]
-    spec_j = generate_planted(16, seed=0)["tiles"][i, k, 0]
+    spec_j = generate_planted(16, seed=0).tiles[i, k, 0]
     assert int(spec_j) == 1 + list(CUE_REGIONS).index("image")
     assert tile.shape == (3, TILE, TILE) and 0 <= float(tile.min()) <= float(tile.max()) <= 1
 
@@ -123,8 +123,8 @@ def test_cli_help_and_missing_dataset(tmp_path, capsys) -> None:
 
 
 def test_tile_recipes_are_reproducible() -> None:
-    a = render_images(generate_planted(4, seed=2)["tiles"])
-    b = render_images(generate_planted(4, seed=2)["tiles"])
+    a = render_images(generate_planted(4, seed=2).tiles)
+    b = render_images(generate_planted(4, seed=2).tiles)
     assert np.array_equal(a.numpy(), b.numpy()) and a.shape == (4, 3, 224, 224)
 
 

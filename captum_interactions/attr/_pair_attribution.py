@@ -17,7 +17,7 @@ from captum_interactions.removal import BaselineInput, RemovalOperator
 from captum_interactions.validation import check_callable
 
 
-class PairAttribution(PerturbationAttribution):  # type: ignore[misc]  # captum is untyped
+class PairAttribution(PerturbationAttribution):
     """Base of :class:`ShapleyInteractionIndex` and :class:`RedundancyGap`."""
 
     def __init__(self, forward_func: Callable[..., Any]) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any, Literal, overload
 
 import torch
-from captum.log import log_usage
 from torch import Tensor
 
 from captum_interactions.attr._pair_attribution import (
@@ -27,6 +26,7 @@ from captum_interactions.perturbation.game import ModelGame
 from captum_interactions.perturbation.target import TargetType
 from captum_interactions.players import PairsType
 from captum_interactions.removal import BaselineInput, RemovalOperator
+from captum_interactions.usage_log import log_usage
 from captum_interactions.validation import (
     check_bool,
     check_choice,
@@ -116,7 +116,30 @@ class RedundancyGap(PairAttribution):
         seed: int = ...,
     ) -> tuple[Tensor, Tensor]: ...
 
-    @log_usage()  # type: ignore[misc]  # captum's decorator is untyped
+    @overload
+    def attribute(
+        self,
+        inputs: Tensor | tuple[Tensor, ...],
+        baselines: BaselineInput = ...,
+        target: TargetType = ...,
+        additional_forward_args: Any = ...,
+        feature_mask: Tensor | tuple[Tensor, ...] | None = ...,
+        n_samples: int = ...,
+        perturbations_per_eval: int = ...,
+        show_progress: bool = ...,
+        *,
+        pairs: PairsType = ...,
+        context: Context = ...,
+        candidates: int | None = ...,
+        sii: Tensor | None = ...,
+        sii_n_samples: int | None = ...,
+        method: Method = ...,
+        removal: str | RemovalOperator = ...,
+        return_stderr: bool,
+        seed: int = ...,
+    ) -> Tensor | tuple[Tensor, Tensor]: ...
+
+    @log_usage()
     def attribute(
         self,
         inputs: Tensor | tuple[Tensor, ...],

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any, Literal, overload
 
-from captum.log import log_usage
 from torch import Tensor
 
 from captum_interactions.attr._pair_attribution import PairAttribution, symmetric_output
@@ -14,6 +13,7 @@ from captum_interactions.modes import ControlVariate, Method
 from captum_interactions.perturbation.target import TargetType
 from captum_interactions.players import PairsType
 from captum_interactions.removal import BaselineInput, RemovalOperator
+from captum_interactions.usage_log import log_usage
 from captum_interactions.validation import (
     check_bool,
     check_choice,
@@ -101,7 +101,28 @@ class ShapleyInteractionIndex(PairAttribution):
         paired: bool = ...,
     ) -> tuple[Tensor, Tensor]: ...
 
-    @log_usage()  # type: ignore[misc]  # captum's decorator is untyped
+    @overload
+    def attribute(
+        self,
+        inputs: Tensor | tuple[Tensor, ...],
+        baselines: BaselineInput = ...,
+        target: TargetType = ...,
+        additional_forward_args: Any = ...,
+        feature_mask: Tensor | tuple[Tensor, ...] | None = ...,
+        n_samples: int = ...,
+        perturbations_per_eval: int = ...,
+        show_progress: bool = ...,
+        *,
+        pairs: PairsType = ...,
+        method: Method = ...,
+        removal: str | RemovalOperator = ...,
+        return_stderr: bool,
+        seed: int = ...,
+        control_variate: ControlVariate = ...,
+        paired: bool = ...,
+    ) -> Tensor | tuple[Tensor, Tensor]: ...
+
+    @log_usage()
     def attribute(
         self,
         inputs: Tensor | tuple[Tensor, ...],

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from captum.log import log_usage
 from torch import Tensor
 
 from captum_interactions.metrics._ranking import (
@@ -29,6 +28,7 @@ from captum_interactions.perturbation.game import DEFAULT_MAX_ROWS_PER_EVAL, mod
 from captum_interactions.perturbation.target import TargetType
 from captum_interactions.players import PairsType
 from captum_interactions.removal import BaselineInput, RemovalOperator
+from captum_interactions.usage_log import log_usage
 from captum_interactions.validation import (
     as_number_list,
     check_bool,

@@ -96,5 +96,6 @@ class TargetSelector:
         if self.index is None:
             return output.reshape(output.shape[0])
         index = self.index.to(output.device).repeat(n_rows, 1)
-        picked = output[(torch.arange(output.shape[0], device=output.device), *index.unbind(1))]
+        key = (torch.arange(output.shape[0], device=output.device), *index.unbind(1))
+        picked = output[key]
         return picked.reshape(output.shape[0])

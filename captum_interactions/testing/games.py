@@ -24,6 +24,10 @@ class PolynomialGame(nn.Module):
     Its exact SII is Σ_{T ⊇ {i,j}} m(T) / (|T| - 1) (:meth:`sii`).
     """
 
+    index: Tensor
+    valid: Tensor
+    coef: Tensor
+
     def __init__(self, n_players: int, terms: dict[tuple[int, ...], float]) -> None:
         super().__init__()
         self.n_players = n_players
@@ -86,6 +90,9 @@ class TableGame(nn.Module):
         values: sequence of 2^n values; ``values[code]`` is v of the coalition whose bit k is
             set when player k is present.
     """
+
+    table: Tensor
+    powers: Tensor
 
     def __init__(self, values: Sequence[float]) -> None:
         super().__init__()

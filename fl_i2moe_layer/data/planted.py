@@ -28,12 +28,18 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from captum_interactions.validation import check_int, check_positive_int
+from fl_i2moe_layer.storage import atomic_save_file
 from fl_i2moe_layer.training.data import FusionDataset
+
+if TYPE_CHECKING:
+    from fl_i2moe_layer.encoders import FrozenEncoder, TextEncoder
 
 RULES = ("text", "image", "synergy", "redundancy")
 CUE_WORDS = {"text": "apple", "synergy": "moon", "redundancy": "fire"}
@@ -150,19 +156,39 @@ def render_images(tiles: Tensor) -> Tensor:
     return torch.from_numpy(out)
 
 
-def generate_planted(n: int, *, n_words: int = 8, seed: int = 0) -> dict[str, object]:
+@dataclass(frozen=True)
+class PlantedSpec:
+    """The symbolic part of a planted dataset: what the encoders turn into features.
+
+    Attributes:
+        texts: the sentences.
+        tiles: (N, 49, 5) tile recipes (see :func:`render_images`).
+        labels: (N,) float 0/1; rule: (N,) long index into :data:`RULES`.
+        cue_token / cue_patch: (N, 3) positions of the planted cues (``-1`` if absent).
+        pair_token / pair_patch: (N,) the planted cross-modal pair (``-1`` if none).
+    """
+
+    texts: list[str]
+    tiles: Tensor
+    labels: Tensor
+    rule: Tensor
+    cue_token: Tensor
+    cue_patch: Tensor
+    pair_token: Tensor
+    pair_patch: Tensor
+
+
+def generate_planted(n: int, *, n_words: int = 8, seed: int = 0) -> PlantedSpec:
     """The symbolic part of the dataset (texts, tile recipes, labels, ground truth), no
     encoders: deterministic in ``(n, n_words, seed)``.
 
     Examples::
 
         >>> spec = generate_planted(8, seed=0)
-        >>> spec["texts"][0], int(spec["labels"][0])
+        >>> spec.texts[0], int(spec.labels[0])
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}.")
-    if isinstance(n_words, bool) or not isinstance(n_words, int) or n_words < 2:
-        raise ValueError(f"n_words must be an int >= 2, got {n_words!r}.")
+    n = check_positive_int("n", n)
+    n_words = check_int("n_words", n_words, minimum=2)
     rng = np.random.default_rng(seed)
     n_cue_regions = len(CUE_REGIONS)
     texts, tiles = [], np.zeros((n, GRID * GRID, 5), dtype=np.int64)
@@ -218,12 +244,12 @@ def generate_planted(n: int, *, n_words: int = 8, seed: int = 0) -> dict[str, ob
     pair = (cue_token >= 0) & (cue_patch >= 0)
     pair_token = np.where(pair.any(1), np.where(pair, cue_token, -1).max(1), -1)
     pair_patch = np.where(pair.any(1), np.where(pair, cue_patch, -1).max(1), -1)
-    return {
-        "texts": texts, "tiles": torch.from_numpy(tiles), "labels": torch.from_numpy(labels),
-        "rule": torch.from_numpy(rules), "cue_token": torch.from_numpy(cue_token),
-        "cue_patch": torch.from_numpy(cue_patch), "pair_token": torch.from_numpy(pair_token),
-        "pair_patch": torch.from_numpy(pair_patch),
-    }
+    return PlantedSpec(
+        texts=texts, tiles=torch.from_numpy(tiles), labels=torch.from_numpy(labels),
+        rule=torch.from_numpy(rules), cue_token=torch.from_numpy(cue_token),
+        cue_patch=torch.from_numpy(cue_patch), pair_token=torch.from_numpy(pair_token),
+        pair_patch=torch.from_numpy(pair_patch),
+    )
 
 
 def default_cache_dir() -> Path:
@@ -266,7 +292,6 @@ def load_planted(n: int = 800, *, n_words: int = 8, seed: int = 0,
         (torch.Size([64, 10, 384]), torch.Size([64, 49, 1280]))
     """
     from safetensors import safe_open
-    from safetensors.torch import save_file
 
     if patch_encoding not in ("tile", "image"):
         raise ValueError(f"patch_encoding must be 'tile' or 'image', got {patch_encoding!r}.")
@@ -277,7 +302,7 @@ def load_planted(n: int = 800, *, n_words: int = 8, seed: int = 0,
     root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     name = f"planted-n{n}-w{n_words}-s{seed}-{patch_encoding}-{token_encoding}"
     path = root / f"{name}-minilm-efflite0.safetensors"
-    meta = {"format": FORMAT, "texts": json.dumps(spec["texts"])}
+    meta = {"format": FORMAT, "texts": json.dumps(spec.texts)}
     tensors: dict[str, Tensor] | None = None
     if path.is_file():
         with safe_open(str(path), framework="pt") as f:
@@ -289,47 +314,43 @@ def load_planted(n: int = 800, *, n_words: int = 8, seed: int = 0,
         text_enc = TextEncoder.minilm(hidden_dim=8, max_length=n_words + 2)
         image_enc = ImageEncoder.efficientnet_lite0(hidden_dim=8)
         if token_encoding == "word":
-            text_f, text_m = _encode_words(text_enc, spec["texts"], n_words)  # type: ignore
+            text_f, text_m = _encode_words(text_enc, spec.texts)
         else:
-            text_f, text_m = _encode(text_enc, text_enc.prepare(spec["texts"]), batch_size,
+            text_f, text_m = _encode(text_enc, text_enc.prepare(spec.texts), batch_size,
                                      show_progress)
-        images = render_images(spec["tiles"])  # type: ignore[arg-type]
+        images = render_images(spec.tiles)
         if patch_encoding == "tile":
-            image_f = _encode_tiles(image_enc, spec["tiles"], images,  # type: ignore
-                                    batch_size, show_progress)
+            image_f = _encode_tiles(image_enc, spec.tiles, images, batch_size, show_progress)
         else:
             image_f, _ = _encode(image_enc, (images,), batch_size, show_progress)
         tensors = {"text_features": text_f, "text_mask": text_m, "image_features": image_f}
-        root.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=meta)
-        os.replace(tmp, path)
+        atomic_save_file(tensors, path, meta)
     return PlantedData(
         tensors["text_features"], tensors["text_mask"].bool(), tensors["image_features"],
-        spec["labels"], spec["rule"], spec["cue_token"], spec["cue_patch"],  # type: ignore
-        spec["pair_token"], spec["pair_patch"], spec["texts"], spec["tiles"],  # type: ignore
+        spec.labels, spec.rule, spec.cue_token, spec.cue_patch, spec.pair_token,
+        spec.pair_patch, spec.texts, spec.tiles,
     )
 
 
-def _encode(encoder: object, prepared: tuple[Tensor, ...], batch_size: int,
+def _encode(encoder: FrozenEncoder, prepared: tuple[Tensor, ...], batch_size: int,
             show_progress: bool) -> tuple[Tensor, Tensor]:
     from tqdm.auto import tqdm
 
     n = prepared[0].shape[0]
     feats, masks = [], []
-    for start in tqdm(range(0, n, batch_size), desc=f"encoding {encoder.name}",  # type: ignore
+    for start in tqdm(range(0, n, batch_size), desc=f"encoding {encoder.name}",
                       disable=not show_progress):
-        f_, m_ = encoder.features(*(t[start : start + batch_size] for t in prepared))  # type: ignore
+        f_, m_ = encoder.features(*(t[start : start + batch_size] for t in prepared))
         feats.append(f_)
         masks.append(m_)
     return torch.cat(feats), torch.cat(masks)
 
 
-def _encode_words(encoder: object, texts: list[str], n_words: int) -> tuple[Tensor, Tensor]:
+def _encode_words(encoder: TextEncoder, texts: list[str]) -> tuple[Tensor, Tensor]:
     """Context-free word tokens: [CLS] w_1 ... w_n [SEP] with each w_i encoded alone."""
     vocab = sorted({w for t in texts for w in t.split()})
-    ids, mask = encoder.prepare(["", *vocab])  # type: ignore[attr-defined]
-    feats, _ = encoder.features(ids, mask)  # type: ignore[attr-defined]
+    ids, mask = encoder.prepare(["", *vocab])
+    feats, _ = encoder.features(ids, mask)
     cls, sep = feats[0, 0], feats[0, 1]
     table = {w: feats[i + 1, 1] for i, w in enumerate(vocab)}  # hidden state of the word
     rows = [torch.stack([cls, *(table[w] for w in t.split()), sep]) for t in texts]
@@ -337,7 +358,7 @@ def _encode_words(encoder: object, texts: list[str], n_words: int) -> tuple[Tens
     return out, torch.ones(out.shape[:2], dtype=torch.bool)
 
 
-def _encode_tiles(encoder: object, recipes: Tensor, images: Tensor, batch_size: int,
+def _encode_tiles(encoder: FrozenEncoder, recipes: Tensor, images: Tensor, batch_size: int,
                   show_progress: bool) -> Tensor:
     """Every distinct tile encoded once on its own (32 x 32 -> one 1280-d token)."""
     flat = recipes.reshape(-1, recipes.shape[-1])

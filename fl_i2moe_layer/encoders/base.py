@@ -9,6 +9,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from captum_interactions.validation import check_positive_int
+
 
 @dataclass
 class EncodedTokens:
@@ -47,8 +49,7 @@ class FrozenEncoder(nn.Module):
     def __init__(self, backbone: nn.Module, feature_dim: int, hidden_dim: int,
                  name: str) -> None:
         super().__init__()
-        if isinstance(hidden_dim, bool) or not isinstance(hidden_dim, int) or hidden_dim < 1:
-            raise ValueError(f"hidden_dim must be a positive int, got {hidden_dim!r}.")
+        check_positive_int("hidden_dim", hidden_dim)
         self.backbone = backbone
         self.backbone.requires_grad_(False)
         self.backbone.eval()

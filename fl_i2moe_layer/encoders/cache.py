@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,9 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from captum_interactions.validation import check_positive_int
 from fl_i2moe_layer.encoders.base import FrozenEncoder
+from fl_i2moe_layer.storage import atomic_save_file
 
 CACHE_FORMAT = "fl_i2moe_layer.feature_cache/1"
 
@@ -85,10 +86,8 @@ class FeatureCache:
         from the cache when a file for this exact encoder and data exists, else encoded in
         batches of ``batch_size`` and written (atomically) to the cache."""
         from safetensors import safe_open
-        from safetensors.torch import save_file
 
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
+        check_positive_int("batch_size", batch_size)
         prepared = encoder.prepare(data)
         key, fingerprint = self.key(encoder, prepared)
         path = self.root / f"{key}.safetensors"
@@ -107,13 +106,5 @@ class FeatureCache:
             feats.append(f_.cpu())
             masks.append(m_.cpu())
         features, mask = torch.cat(feats).contiguous(), torch.cat(masks).contiguous()
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.root, suffix=".tmp")
-        os.close(fd)
-        try:
-            save_file({"features": features, "mask": mask}, tmp, metadata=expected)
-            os.replace(tmp, path)  # readers never see a half-written file
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        atomic_save_file({"features": features, "mask": mask}, path, expected)
         return CachedFeatures(features, mask, path, from_cache=False)

@@ -24,9 +24,12 @@ class HFPatchTokens(nn.Module):
     number. Convolutional models returning (B, C, h, w) maps give h · w tokens.
     """
 
+    mean: Tensor
+    std: Tensor
+
     def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()
-        self.model = model
+        self.model: Any = model  # a Hugging Face vision model
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float).view(1, -1, 1, 1))
 
@@ -49,7 +52,7 @@ class EfficientNetTokens(nn.Module):
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
-        self.model = model
+        self.model: Any = model  # an EfficientNet-Lite with extract_features
 
     def forward(self, pixels: Tensor) -> Tensor:
         maps = self.model.extract_features((pixels * 255.0 - 127.0) / 128.0)

@@ -47,7 +47,7 @@ class TextEncoder(FrozenEncoder):
 
     def __init__(self, backbone: nn.Module, hidden_dim: int, *, tokenizer: Any = None,
                  max_length: int = 64, name: str = "text") -> None:
-        config = backbone.config
+        config: Any = backbone.config
         # hidden_size for BERT-like models, d_model for some others (e.g. BART encoders).
         feature_dim = int(getattr(config, "hidden_size", None) or config.d_model)
         super().__init__(backbone, feature_dim, hidden_dim, name)

@@ -163,7 +163,9 @@ def run_demo(out_dir: str | Path = "report", *, settings: DemoSettings | None = 
                              list(topk_rows), "AOPC comprehensiveness")))
         pair_mask = requested_pair_mask(tuple(ds.inputs))
         for label, rep in (("FL-I2MoE", report), ("dense", dense_report)):
-            c_sii = concentration(rep["mixture"].sii, pair_mask)
+            sii = rep["mixture"].sii
+            assert sii is not None  # "sii" is among the explained methods
+            c_sii = concentration(sii, pair_mask)
             c_ig = rep["mixture"].concentration["integrated_gradients"]
             conc[label] = [float(c_sii.gini.mean()), float(c_sii.top_mass.mean()),
                            float(c_ig.gini.mean()), float(c_ig.top_mass.mean())]

@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from captum_interactions import RedundancyGap, ShapleyInteractionIndex
 from captum_interactions.metrics import concentration, requested_pair_mask, topk_masking
+from captum_interactions.validation import check_positive_int
 from fl_i2moe_layer.explain.attention_gradient import rollout
 from fl_i2moe_layer.explain.report import (
     METHODS,
@@ -83,8 +84,7 @@ class ExpertExplainer:
                 "layer must be an FLI2MoE, a DenseFusion or a ProjectedFusion, got "
                 f"{type(layer).__name__}."
             )
-        if isinstance(ig_steps, bool) or not isinstance(ig_steps, int) or ig_steps < 1:
-            raise ValueError(f"ig_steps must be a positive int, got {ig_steps!r}.")
+        check_positive_int("ig_steps", ig_steps)
         self.model = layer
         self.layer: FusionBase = fusion
         self.projections = projections
@@ -222,7 +222,7 @@ class ExpertExplainer:
                 if "integrated_gradients" in methods:
                     comp.integrated_gradients = self._integrated_gradients(name, xs, masks_t,
                                                                            tgt)
-                common = {"additional_forward_args": masks_t, "target": tgt,
+                common: dict[str, Any] = {"additional_forward_args": masks_t, "target": tgt,
                           "removal": "presence", "n_samples": n_samples,
                           "perturbations_per_eval": perturbations_per_eval, "seed": seed,
                           "show_progress": show_progress}

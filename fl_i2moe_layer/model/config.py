@@ -6,15 +6,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from captum_interactions.validation import check_positive_int
+
 TASKS = ("multiclass", "multilabel", "binary")
 REPLACEMENTS = ("noise", "mean", "zero")
-
-
-def _positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}.")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}.")
 
 
 def _non_negative_float(name: str, value: Any, *, strictly: bool = False) -> None:
@@ -49,7 +44,7 @@ class FusionConfig:
     def __post_init__(self) -> None:
         for name in ("num_modalities", "hidden_dim", "num_classes", "num_layers", "num_heads",
                      "max_len"):
-            _positive_int(name, getattr(self, name))
+            check_positive_int(name, getattr(self, name))
         if self.num_modalities < 2:
             raise ValueError(
                 f"num_modalities must be >= 2 (a fusion layer needs two inputs), "
@@ -74,7 +69,7 @@ class FusionConfig:
             )
         for name in ("ffn_dim", "router_hidden"):
             if getattr(self, name) is not None:
-                _positive_int(name, getattr(self, name))
+                check_positive_int(name, getattr(self, name))
         _non_negative_float("dropout", self.dropout)
         if self.dropout >= 1:
             raise ValueError(f"dropout must be < 1, got {self.dropout}.")

@@ -2,7 +2,7 @@
 
 One expert is a small pre-LN Transformer over the concatenated token sequence of all
 modalities (positional and modality embeddings, key-padding mask), followed by masked mean
-pooling per modality, a latent z of size M·H and a linear head (DESIGN.md §5). Storing the
+pooling per modality, a latent z of size M·H and a linear head (docs/design.md §5). Storing the
 E experts' weights stacked lets a whole layer of all experts run as one batched matmul
 (``torch.baddbmm``) instead of E small ones: the training forward is a handful of large
 kernels whatever the number of experts.

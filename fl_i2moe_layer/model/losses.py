@@ -1,4 +1,4 @@
-"""Task loss and the interaction losses of DESIGN.md §5, vectorised over experts and variants.
+"""Task loss and the interaction losses of docs/design.md §5, vectorised over experts and variants.
 
 Expert order: uniqueness experts 0..M-1, then synergy (M), then redundancy (M + 1).
 """

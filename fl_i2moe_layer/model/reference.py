@@ -102,7 +102,7 @@ def sequential_forward(layer: FLI2MoE, inputs: Sequence[Tensor],
 
 
 def sequential_loss_terms(layer: FLI2MoE, out: FusionOutput, labels: Tensor) -> LossTerms:
-    """The loss of DESIGN.md §5, one triplet / cosine term at a time."""
+    """The loss of docs/design.md §5, one triplet / cosine term at a time."""
     labels = check_labels(labels, layer.config, out.logits.shape[0])
     task = task_loss(out.logits, labels, layer.config.task)
     if out.variant_latents is None:

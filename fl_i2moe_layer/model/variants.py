@@ -2,7 +2,7 @@
 
 Row block 0 is the full input and block k + 1 the input with modality k replaced, so that one
 expert call over (M + 1)·B rows yields the anchor and every variant the interaction losses
-compare (DESIGN.md §5).
+compare (docs/design.md §5).
 """
 
 from __future__ import annotations

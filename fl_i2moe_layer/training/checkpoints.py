@@ -10,22 +10,23 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from fl_i2moe_layer.storage import atomic_save_file
+
 FORMAT = "fl_i2moe_layer.checkpoint/1"
 
 
 def describe_model(model: nn.Module) -> dict[str, Any]:
     """Class, configuration (if any) and parameter shapes: what must match to load weights."""
-    config = getattr(model, "config", None)
+    config: Any = getattr(model, "config", None)
     return {
         "class": type(model).__name__,
-        "config": config.to_dict() if hasattr(config, "to_dict") else None,
+        "config": config.to_dict() if config is not None and hasattr(config, "to_dict") else None,
         "shapes": {k: list(v.shape) for k, v in model.state_dict().items()},
     }
 
@@ -74,20 +75,6 @@ def _unflatten_optimizer(tensors: dict[str, Tensor], meta: dict[str, Any]) -> di
     return {"state": state, "param_groups": groups}
 
 
-def _atomic_save(tensors: dict[str, Tensor], metadata: dict[str, str], path: Path) -> None:
-    from safetensors.torch import save_file
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        os.replace(tmp, path)  # an interrupted save never leaves a truncated checkpoint
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def save_checkpoint(path: str | os.PathLike[str], model: nn.Module,
                     optimizer: torch.optim.Optimizer | None = None,
                     state: dict[str, Any] | None = None) -> Path:
@@ -110,9 +97,7 @@ def save_checkpoint(path: str | os.PathLike[str], model: nn.Module,
         opt_tensors, opt_meta = _flatten_optimizer(optimizer.state_dict())
         tensors.update(opt_tensors)
         meta["optimizer"] = json.dumps(opt_meta)
-    path = Path(path)
-    _atomic_save(tensors, meta, path)
-    return path
+    return atomic_save_file(tensors, path, meta)
 
 
 def load_checkpoint(path: str | os.PathLike[str], model: nn.Module,

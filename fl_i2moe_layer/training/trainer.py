@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from captum_interactions.validation import check_positive_int
 from fl_i2moe_layer.model.inputs import check_labels
 from fl_i2moe_layer.model.losses import task_loss
 from fl_i2moe_layer.training.checkpoints import load_checkpoint, save_checkpoint
@@ -107,14 +108,14 @@ class Trainer:
                             "ProjectedFusion).")
         for name, value in (("batch_size", batch_size), ("max_epochs", max_epochs),
                             ("patience", patience)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}.")
+            check_positive_int(name, value)
         if not lr > 0:
             raise ValueError(f"lr must be > 0, got {lr!r}.")
         self.monitor = monitor or DEFAULT_MONITOR[task]
         if self.monitor not in (*METRICS, "loss"):
             raise ValueError(f"monitor must be 'loss' or one of {METRICS}, got {monitor!r}.")
-        self.model, self.task = model, task
+        self.model: Any = model  # duck-typed: config, loss and forward of a fusion model
+        self.task = task
         self.lr, self.weight_decay, self.batch_size = lr, weight_decay, batch_size
         self.max_epochs, self.patience, self.seed = max_epochs, patience, seed
         self.grad_clip, self.progress = grad_clip, progress
@@ -228,8 +229,8 @@ class Trainer:
                     save_checkpoint(self.checkpoint_dir / BEST, self.model)
             else:
                 bad_epochs += 1
-            epochs.set_postfix(train_loss=f"{train_loss:.4f}",
-                               **{f"val_{self.monitor}": f"{value:.4f}"})
+            epochs.set_postfix({"train_loss": f"{train_loss:.4f}",
+                                f"val_{self.monitor}": f"{value:.4f}"})
             if self.checkpoint_dir is not None:
                 save_checkpoint(self.checkpoint_dir / LAST, self.model, self.optimizer, {
                     "epoch": epoch, "bad_epochs": bad_epochs, "seed": self.seed,
