@@ -63,12 +63,12 @@ class ReplicateRegression:
         n_pairs = n * (n - 1) // 2
         p = {"quadratic": self.pair_offset + n_pairs, "linear": n}.get(mode, 0)
         self.n_features = p
-        f64 = dict(dtype=torch.float64, device=device)
-        self.count = torch.zeros(r, n + 1, **f64)
-        self.sum_v = torch.zeros(r, n + 1, b, **f64)
-        self.sum_x = torch.zeros(r, n + 1, p, **f64)
-        self.gram = torch.zeros(r, p, p, **f64)
-        self.cross = torch.zeros(r, b, p, **f64)
+        f64 = torch.float64
+        self.count = torch.zeros(r, n + 1, dtype=f64, device=device)
+        self.sum_v = torch.zeros(r, n + 1, b, dtype=f64, device=device)
+        self.sum_x = torch.zeros(r, n + 1, p, dtype=f64, device=device)
+        self.gram = torch.zeros(r, p, p, dtype=f64, device=device)
+        self.cross = torch.zeros(r, b, p, dtype=f64, device=device)
 
     def features(self, present: Tensor) -> Tensor:
         """(rows, n) bool -> (rows, p) float64 regression features."""
@@ -126,8 +126,11 @@ class ReplicateRegression:
             rhs = loo(self.cross) - torch.einsum("rtb,rtf->rbf", mean_v, sum_x)
             scale = a.diagonal(dim1=1, dim2=2).mean(1).clamp_min(1e-12)
             eye = torch.eye(self.n_features, dtype=torch.float64, device=a.device)
-            slopes = torch.linalg.solve(a + (ridge * scale).view(-1, 1, 1) * eye,
-                                        rhs.transpose(1, 2))
+            # The ridged system is symmetric positive definite: solve it by Cholesky. (Batched
+            # LU solves of ~200+ unknowns are wrong in torch 2.13 on CPU once the thread count
+            # is above one; Cholesky is exact at any thread count and cheaper.)
+            factor = torch.linalg.cholesky(a + (ridge * scale).view(-1, 1, 1) * eye)
+            slopes = torch.cholesky_solve(rhs.transpose(1, 2), factor)
             mean_v = mean_v - (sum_x / safe) @ slopes
         # A size without held-out units (tiny budgets) falls back to the held-out mean over
         # all sizes, so that e.g. the constant v(T) + v(N∖T) of an additive game still cancels.
