@@ -9,12 +9,13 @@ lives in.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 from torch import Tensor
 
-PairsType = Literal["cross", "all"] | Tensor
+from captum_interactions.modes import PairsMode
+
+PairsType = PairsMode | Tensor
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor
 
+from captum_interactions.modes import RemovalMode
 from captum_interactions.players import Players, broadcastable
 
 BaselineInput = None | int | float | Tensor | tuple[int | float | Tensor, ...]
@@ -151,7 +152,9 @@ class PresenceMaskRemoval:
         return repeated, {self.keyword: presence}
 
 
-def make_removal(removal: str | RemovalOperator, baselines: BaselineInput) -> RemovalOperator:
+def make_removal(
+    removal: RemovalMode | RemovalOperator, baselines: BaselineInput
+) -> RemovalOperator:
     """Turn the ``removal`` argument of ``attribute`` into an operator."""
     if isinstance(removal, str):
         if removal == "baseline":

@@ -120,3 +120,33 @@ def format_inputs(inputs: Tensor | tuple[Tensor, ...]) -> tuple[Tensor, ...]:
     if len(devices) > 1:
         raise ValueError(f"inputs live on several devices {sorted(map(str, devices))}.")
     return formatted
+
+
+def check_pair_scores(
+    name: str, scores: Any, pair_index: Tensor, batch: int, n: int, device: torch.device
+) -> Tensor:
+    """(B, P) float64 scores of the requested pairs ``pair_index`` (P, 2), symmetrised
+    (``(scores[i, j] + scores[j, i]) / 2``), from a real (B, F, F) tensor such as SII or RG
+    values; every requested pair must be finite."""
+    if not isinstance(scores, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(scores).__name__}.")
+    if scores.dtype == torch.bool or scores.dtype.is_complex:
+        raise TypeError(f"{name} must be real-valued, got dtype {scores.dtype}.")
+    if tuple(scores.shape) != (batch, n, n):
+        raise ValueError(
+            f"{name} has shape {tuple(scores.shape)}; expected (B, F, F) = {(batch, n, n)} "
+            "(one pair-score matrix per example over the players of inputs/feature_mask, as "
+            "returned by ShapleyInteractionIndex or RedundancyGap)."
+        )
+    scores = scores.detach().to(device, torch.float64)
+    upper = scores[:, pair_index[:, 0], pair_index[:, 1]]
+    lower = scores[:, pair_index[:, 1], pair_index[:, 0]]
+    bad = ~(torch.isfinite(upper) & torch.isfinite(lower))
+    if bad.any():
+        b, p = torch.nonzero(bad)[0].tolist()
+        i, j = pair_index[p].tolist()
+        raise ValueError(
+            f"{name} holds NaN or Inf on {int(bad.sum())} requested pair(s), e.g. "
+            f"{name}[{b}, {i}, {j}]; {name} must be finite on every requested pair."
+        )
+    return 0.5 * (upper + lower)

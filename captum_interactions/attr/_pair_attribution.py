@@ -10,6 +10,7 @@ import torch
 from captum.attr._utils.attribution import PerturbationAttribution
 from torch import Tensor
 
+from captum_interactions.modes import RemovalMode
 from captum_interactions.perturbation.game import ModelGame, model_game
 from captum_interactions.perturbation.target import TargetType
 from captum_interactions.players import PairsType
@@ -33,7 +34,7 @@ class PairAttribution(PerturbationAttribution):
         additional_forward_args: Any,
         feature_mask: Tensor | tuple[Tensor, ...] | None,
         pairs: PairsType,
-        removal: str | RemovalOperator,
+        removal: RemovalMode | RemovalOperator,
         perturbations_per_eval: int,
         show_progress: bool,
     ) -> ModelGame:

@@ -21,7 +21,7 @@ from captum_interactions.estimators.redundancy import (
     sampled_redundancy,
 )
 from captum_interactions.estimators.sii_sampling import estimate_sii
-from captum_interactions.modes import Context, Method
+from captum_interactions.modes import Context, Method, RemovalMode
 from captum_interactions.perturbation.game import ModelGame
 from captum_interactions.perturbation.target import TargetType
 from captum_interactions.players import PairsType
@@ -30,6 +30,7 @@ from captum_interactions.usage_log import log_usage
 from captum_interactions.validation import (
     check_bool,
     check_choice,
+    check_pair_scores,
     check_positive_int,
     check_seed,
 )
@@ -88,7 +89,7 @@ class RedundancyGap(PairAttribution):
         sii: Tensor | None = ...,
         sii_n_samples: int | None = ...,
         method: Method = ...,
-        removal: str | RemovalOperator = ...,
+        removal: RemovalMode | RemovalOperator = ...,
         return_stderr: Literal[False] = ...,
         seed: int = ...,
     ) -> Tensor: ...
@@ -111,7 +112,7 @@ class RedundancyGap(PairAttribution):
         sii: Tensor | None = ...,
         sii_n_samples: int | None = ...,
         method: Method = ...,
-        removal: str | RemovalOperator = ...,
+        removal: RemovalMode | RemovalOperator = ...,
         return_stderr: Literal[True],
         seed: int = ...,
     ) -> tuple[Tensor, Tensor]: ...
@@ -134,7 +135,7 @@ class RedundancyGap(PairAttribution):
         sii: Tensor | None = ...,
         sii_n_samples: int | None = ...,
         method: Method = ...,
-        removal: str | RemovalOperator = ...,
+        removal: RemovalMode | RemovalOperator = ...,
         return_stderr: bool,
         seed: int = ...,
     ) -> Tensor | tuple[Tensor, Tensor]: ...
@@ -157,7 +158,7 @@ class RedundancyGap(PairAttribution):
         sii: Tensor | None = None,
         sii_n_samples: int | None = None,
         method: Method = "sampling",
-        removal: str | RemovalOperator = "baseline",
+        removal: RemovalMode | RemovalOperator = "baseline",
         return_stderr: bool = False,
         seed: int = 0,
     ) -> Tensor | tuple[Tensor, Tensor]:
@@ -261,23 +262,6 @@ class RedundancyGap(PairAttribution):
         if sii is None:
             estimate = estimate_sii(game, sii_n_samples, seed=seed)
             sii = symmetric_output(estimate.values, game.requested_pairs, game.output_dtype)
-        else:
-            _check_sii(sii, batch, n)
-            sii = sii.detach().to(game.device)
-        scores = -sii[:, all_pairs[:, 0], all_pairs[:, 1]]  # (B, P)
-        top = scores.topk(candidates, dim=1).indices
+        scores = check_pair_scores("sii", sii, all_pairs, batch, n, game.device)  # (B, P)
+        top = (-scores).topk(candidates, dim=1).indices
         return all_pairs[top]
-
-
-def _check_sii(sii: Any, batch: int, n: int) -> None:
-    if not isinstance(sii, Tensor):
-        raise TypeError(f"sii must be a torch.Tensor of SII values, got {type(sii).__name__}.")
-    if sii.dtype == torch.bool or sii.dtype.is_complex:
-        raise TypeError(f"sii must be real-valued, got dtype {sii.dtype}.")
-    if tuple(sii.shape) != (batch, n, n):
-        raise ValueError(
-            f"sii has shape {tuple(sii.shape)}; expected (B, F, F) = {(batch, n, n)}, as "
-            "returned by ShapleyInteractionIndex.attribute on the same inputs and feature_mask."
-        )
-    if not bool(torch.isfinite(sii).all()):
-        raise ValueError("sii holds NaN or Inf; pass the finite values SII returned.")

@@ -9,7 +9,7 @@ from torch import Tensor
 from captum_interactions.attr._pair_attribution import PairAttribution, symmetric_output
 from captum_interactions.estimators.exact import exact_sii
 from captum_interactions.estimators.sii_sampling import estimate_sii
-from captum_interactions.modes import ControlVariate, Method
+from captum_interactions.modes import ControlVariate, Method, RemovalMode
 from captum_interactions.perturbation.target import TargetType
 from captum_interactions.players import PairsType
 from captum_interactions.removal import BaselineInput, RemovalOperator
@@ -73,7 +73,7 @@ class ShapleyInteractionIndex(PairAttribution):
         *,
         pairs: PairsType = ...,
         method: Method = ...,
-        removal: str | RemovalOperator = ...,
+        removal: RemovalMode | RemovalOperator = ...,
         return_stderr: Literal[False] = ...,
         seed: int = ...,
         control_variate: ControlVariate = ...,
@@ -94,7 +94,7 @@ class ShapleyInteractionIndex(PairAttribution):
         *,
         pairs: PairsType = ...,
         method: Method = ...,
-        removal: str | RemovalOperator = ...,
+        removal: RemovalMode | RemovalOperator = ...,
         return_stderr: Literal[True],
         seed: int = ...,
         control_variate: ControlVariate = ...,
@@ -115,7 +115,7 @@ class ShapleyInteractionIndex(PairAttribution):
         *,
         pairs: PairsType = ...,
         method: Method = ...,
-        removal: str | RemovalOperator = ...,
+        removal: RemovalMode | RemovalOperator = ...,
         return_stderr: bool,
         seed: int = ...,
         control_variate: ControlVariate = ...,
@@ -136,7 +136,7 @@ class ShapleyInteractionIndex(PairAttribution):
         *,
         pairs: PairsType = "cross",
         method: Method = "sampling",
-        removal: str | RemovalOperator = "baseline",
+        removal: RemovalMode | RemovalOperator = "baseline",
         return_stderr: bool = False,
         seed: int = 0,
         control_variate: ControlVariate = "auto",

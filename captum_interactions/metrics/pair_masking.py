@@ -23,7 +23,7 @@ from captum_interactions.metrics.paired_test import (
     wilcoxon_test,
     zero_tolerance,
 )
-from captum_interactions.modes import Alternative, PairedTest
+from captum_interactions.modes import Alternative, PairedTest, RemovalMode
 from captum_interactions.perturbation.game import DEFAULT_MAX_ROWS_PER_EVAL, model_game
 from captum_interactions.perturbation.target import TargetType
 from captum_interactions.players import PairsType
@@ -34,6 +34,7 @@ from captum_interactions.validation import (
     check_bool,
     check_callable,
     check_choice,
+    check_pair_scores,
     check_positive_int,
     check_seed,
 )
@@ -201,7 +202,7 @@ class PairMaskingFaithfulness:
         additional_forward_args: Any = None,
         feature_mask: Tensor | tuple[Tensor, ...] | None = None,
         pairs: PairsType = "cross",
-        removal: str | RemovalOperator = "baseline",
+        removal: RemovalMode | RemovalOperator = "baseline",
         descending: bool = True,
         alternative: Alternative = "greater",
         test: PairedTest = "exchange",
@@ -269,7 +270,7 @@ class PairMaskingFaithfulness:
         )
         batch, n_players, device = game.n_examples, game.n_players, game.device
         pair_index = game.pair_index
-        pair_scores = _pair_scores(scores, pair_index, batch, n_players, device)
+        pair_scores = check_pair_scores("scores", scores, pair_index, batch, n_players, device)
         counts = resolve_budgets(budgets, pair_index.shape[0])
 
         # Ranked and random selections for all budgets and repeats at once: (B, K, P) with
@@ -315,31 +316,3 @@ class PairMaskingFaithfulness:
             alternative=alternative,
             test=test,
         )
-
-
-def _pair_scores(
-    scores: Any, pair_index: Tensor, batch: int, n: int, device: torch.device
-) -> Tensor:
-    """(B, P) symmetrised scores of the requested pairs (P, 2)."""
-    if not isinstance(scores, Tensor):
-        raise TypeError(f"scores must be a torch.Tensor, got {type(scores).__name__}.")
-    if scores.dtype == torch.bool or scores.dtype.is_complex:
-        raise TypeError(f"scores must be real-valued, got dtype {scores.dtype}.")
-    if tuple(scores.shape) != (batch, n, n):
-        raise ValueError(
-            f"scores has shape {tuple(scores.shape)}; expected (B, F, F) = {(batch, n, n)} "
-            "(one pair-score matrix per example over the players of inputs/feature_mask, as "
-            "returned by ShapleyInteractionIndex or RedundancyGap)."
-        )
-    scores = scores.detach().to(device, torch.float64)
-    upper = scores[:, pair_index[:, 0], pair_index[:, 1]]
-    lower = scores[:, pair_index[:, 1], pair_index[:, 0]]
-    bad = ~(torch.isfinite(upper) & torch.isfinite(lower))
-    if bad.any():
-        b, p = torch.nonzero(bad)[0].tolist()
-        i, j = pair_index[p].tolist()
-        raise ValueError(
-            f"scores holds NaN or Inf on {int(bad.sum())} requested pair(s), e.g. "
-            f"scores[{b}, {i}, {j}]; scores must be finite on every requested pair."
-        )
-    return 0.5 * (upper + lower)

@@ -16,7 +16,7 @@ from captum_interactions.metrics._ranking import (
     round_count,
 )
 from captum_interactions.metrics.player_scores import AttributionsType, reduce_to_players
-from captum_interactions.modes import TopKScope
+from captum_interactions.modes import RemovalMode, TopKScope
 from captum_interactions.perturbation.game import DEFAULT_MAX_ROWS_PER_EVAL, model_game
 from captum_interactions.perturbation.target import TargetType
 from captum_interactions.players import Players, require_single_modality
@@ -171,7 +171,7 @@ def topk_masking(
     baselines: BaselineInput = None,
     additional_forward_args: Any = None,
     feature_mask: Tensor | tuple[Tensor, ...] | None = None,
-    removal: str | RemovalOperator = "baseline",
+    removal: RemovalMode | RemovalOperator = "baseline",
     protected: Sequence[int] | Tensor | None = None,
     use_abs: bool = False,
     n_random: int = 10,

@@ -36,6 +36,7 @@ from captum._utils.common import (
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from captum_interactions.modes import RemovalMode
 from captum_interactions.perturbation.target import TargetSelector, TargetType
 from captum_interactions.players import PairsType, Players, pair_matrix, resolve_players
 from captum_interactions.removal import BaselineInput, RemovalOperator, make_removal
@@ -336,7 +337,7 @@ def model_game(
     additional_forward_args: Any = None,
     feature_mask: Tensor | tuple[Tensor, ...] | None = None,
     pairs: PairsType | None = None,
-    removal: str | RemovalOperator = "baseline",
+    removal: RemovalMode | RemovalOperator = "baseline",
     perturbations_per_eval: int | None = None,
     max_rows_per_eval: int | None = None,
     show_progress: bool = False,

@@ -1,6 +1,6 @@
 """MMHS150K (Gomez et al. 2020): tweet text + image (+ optional OCR text), hate speech.
 
-Layout (see ``DATA_FORMATS.md``)::
+Layout (docs/data.md lists every dataset's)::
 
     MMHS150K/MMHS150K_GT.json         {tweet_id: {"tweet_text", "labels": [3 votes], ...}}
     MMHS150K/img_resized/<id>.jpg

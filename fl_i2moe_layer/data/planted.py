@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -66,32 +66,43 @@ DISTRACTOR_REGIONS = (
 )
 
 
-@dataclass
-class PlantedData:
-    """A planted-interaction split: backbone features, labels and ground truth.
+@dataclass(frozen=True)
+class PlantedSpec:
+    """The symbolic part of a planted dataset: what the encoders turn into features.
 
     Attributes:
-        text_features: (N, T, 384) MiniLM last hidden states; ``text_mask`` (N, T).
-        image_features: (N, 49, 1280) EfficientNet-Lite0 patch tokens.
-        labels: (N,) float 0/1.
-        rule: (N,) long index into :data:`RULES`.
-        cue_token / cue_patch: (N, 3) text token of the ``T``, ``S_w``, ``R_w`` words and
-            patch of the ``I``, ``S_t``, ``R_t`` tiles (``-1`` if absent).
-        pair_token / pair_patch: (N,) the planted synergy or redundancy pair (``-1`` if none).
-        texts: the sentences; ``tiles``: (N, 49, 5) tile recipes to rebuild the images.
+        texts: the sentences.
+        tiles: (N, 49, 5) tile recipes (see :func:`render_images`).
+        labels: (N,) float 0/1; rule: (N,) long index into :data:`RULES`.
+        cue_token / cue_patch: (N, 3) positions of the planted cues (``-1`` if absent).
+        pair_token / pair_patch: (N,) the planted cross-modal pair (``-1`` if none).
     """
 
-    text_features: Tensor
-    text_mask: Tensor
-    image_features: Tensor
+    texts: list[str]
+    tiles: Tensor
     labels: Tensor
     rule: Tensor
     cue_token: Tensor
     cue_patch: Tensor
     pair_token: Tensor
     pair_patch: Tensor
-    texts: list[str]
-    tiles: Tensor
+
+
+@dataclass(frozen=True)
+class PlantedData(PlantedSpec):
+    """A planted-interaction split: the spec's labels and ground truth, and the backbone
+    features.
+
+    Attributes:
+        text_features: (N, T, 384) MiniLM last hidden states; ``text_mask`` (N, T).
+        image_features: (N, 49, 1280) EfficientNet-Lite0 patch tokens.
+        labels, rule, cue_token, cue_patch, pair_token, pair_patch, texts, tiles: as in
+            :class:`PlantedSpec`.
+    """
+
+    text_features: Tensor
+    text_mask: Tensor
+    image_features: Tensor
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -103,13 +114,11 @@ class PlantedData:
                              [self.text_mask, image_mask], self.labels)
 
     def subset(self, index: Tensor | list[int]) -> PlantedData:
+        """The examples ``index``, in that order."""
         idx = torch.as_tensor(index, dtype=torch.long)
-        return PlantedData(
-            self.text_features[idx], self.text_mask[idx], self.image_features[idx],
-            self.labels[idx], self.rule[idx], self.cue_token[idx], self.cue_patch[idx],
-            self.pair_token[idx], self.pair_patch[idx], [self.texts[i] for i in idx.tolist()],
-            self.tiles[idx],
-        )
+        rows = idx.tolist()
+        return replace(self, texts=[self.texts[i] for i in rows], **{
+            f.name: getattr(self, f.name)[idx] for f in fields(self) if f.name != "texts"})
 
     def images(self, index: Tensor | list[int] | None = None) -> Tensor:
         """Rebuild the (n, 3, 224, 224) images in [0, 1] from their tile recipes."""
@@ -154,28 +163,6 @@ def render_images(tiles: Tensor) -> Tensor:
                 patch = thumbs[kind - 1]
             out[n, :, r * TILE : (r + 1) * TILE, c * TILE : (c + 1) * TILE] = patch
     return torch.from_numpy(out)
-
-
-@dataclass(frozen=True)
-class PlantedSpec:
-    """The symbolic part of a planted dataset: what the encoders turn into features.
-
-    Attributes:
-        texts: the sentences.
-        tiles: (N, 49, 5) tile recipes (see :func:`render_images`).
-        labels: (N,) float 0/1; rule: (N,) long index into :data:`RULES`.
-        cue_token / cue_patch: (N, 3) positions of the planted cues (``-1`` if absent).
-        pair_token / pair_patch: (N,) the planted cross-modal pair (``-1`` if none).
-    """
-
-    texts: list[str]
-    tiles: Tensor
-    labels: Tensor
-    rule: Tensor
-    cue_token: Tensor
-    cue_patch: Tensor
-    pair_token: Tensor
-    pair_patch: Tensor
 
 
 def generate_planted(n: int, *, n_words: int = 8, seed: int = 0) -> PlantedSpec:
@@ -325,11 +312,10 @@ def load_planted(n: int = 800, *, n_words: int = 8, seed: int = 0,
             image_f, _ = _encode(image_enc, (images,), batch_size, show_progress)
         tensors = {"text_features": text_f, "text_mask": text_m, "image_features": image_f}
         atomic_save_file(tensors, path, meta)
-    return PlantedData(
-        tensors["text_features"], tensors["text_mask"].bool(), tensors["image_features"],
-        spec.labels, spec.rule, spec.cue_token, spec.cue_patch, spec.pair_token,
-        spec.pair_patch, spec.texts, spec.tiles,
-    )
+    return PlantedData(**{f.name: getattr(spec, f.name) for f in fields(spec)},
+                       text_features=tensors["text_features"],
+                       text_mask=tensors["text_mask"].bool(),
+                       image_features=tensors["image_features"])
 
 
 def _encode(encoder: FrozenEncoder, prepared: tuple[Tensor, ...], batch_size: int,
