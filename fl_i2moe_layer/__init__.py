@@ -11,7 +11,9 @@ Public API:
 
 Layout: ``model/`` (layer, experts, reweighting, losses, dense baseline, reference),
 ``encoders/`` (text, image, feature cache), ``training/`` (trainer, metrics, checkpoints),
-``explain/`` (explainer, report, plots).
+``explain/`` (explainer, report, plots), ``data/`` (planted generator, dataset loaders),
+``experiments/`` (dataset registry, ``run.json``, train / evaluate / explain, the demo),
+``cli.py`` (``fl-i2moe``).
 """
 
 from __future__ import annotations
