@@ -8,12 +8,14 @@ lives in.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from captum_interactions.modes import PairsMode
+from captum_interactions.validation import check_allocation, check_int, check_positive_int
 
 PairsType = PairsMode | Tensor
 
@@ -135,6 +137,13 @@ def pair_matrix(players: Players, pairs: PairsType) -> Tensor:
     """
     n = players.n_players
     modality = players.modality
+    # Pair values are (F, F) per example: refuse an F whose bookkeeping alone is too large
+    # (often a stray large id in feature_mask) before anything of that size exists.
+    check_allocation(
+        f"Pairs of F = {n} players (feature_mask's largest id is {n - 1}): one (F, F) float64 "
+        "matrix per example", 8 * n**2,
+        "Player ids are indices 0..F-1: number the players consecutively, or group features "
+        "into fewer players (feature_mask).")
     if isinstance(pairs, str):
         if pairs == "all":
             requested = ~torch.eye(n, dtype=torch.bool)
@@ -178,7 +187,7 @@ def pair_matrix(players: Players, pairs: PairsType) -> Tensor:
     return requested
 
 
-def group_mask(group_sizes: list[int] | tuple[int, ...], *, offset: int = 0) -> Tensor:
+def group_mask(group_sizes: Sequence[int] | Tensor, *, offset: int = 0) -> Tensor:
     """A feature mask for a flat vector input (B, D): consecutive groups of features.
 
     Args:
@@ -193,11 +202,15 @@ def group_mask(group_sizes: list[int] | tuple[int, ...], *, offset: int = 0) -> 
         >>> group_mask([2, 3], offset=4)
         tensor([[4, 4, 5, 5, 5]])
     """
-    if any(int(s) <= 0 for s in group_sizes):
-        raise ValueError(f"group_sizes must be positive, got {list(group_sizes)}.")
-    ids = torch.repeat_interleave(
-        torch.arange(len(group_sizes)), torch.tensor([int(s) for s in group_sizes])
-    )
+    given: object = group_sizes  # checked at run time whatever the annotation says
+    if isinstance(given, str) or not isinstance(given, Sequence | Tensor):
+        raise TypeError(f"group_sizes must be a sequence of ints, got {type(given)}.")
+    sizes = [check_positive_int(f"group_sizes[{k}]", s) for k, s in enumerate(
+        given.tolist() if isinstance(given, Tensor) else given)]
+    if not sizes:
+        raise ValueError("group_sizes is empty; pass the size of every group.")
+    offset = check_int("offset", offset, minimum=0)
+    ids = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
     return (ids + offset).unsqueeze(0)
 
 
@@ -222,8 +235,14 @@ def patch_grid_mask(
                 [2, 2, 3, 3],
                 [2, 2, 3, 3]])
     """
-    ph, pw = (patch_size, patch_size) if isinstance(patch_size, int) else patch_size
-    if ph <= 0 or pw <= 0 or height % ph or width % pw:
+    height, width = check_positive_int("height", height), check_positive_int("width", width)
+    if isinstance(patch_size, tuple) and len(patch_size) == 2:
+        ph = check_positive_int("patch_size[0]", patch_size[0])
+        pw = check_positive_int("patch_size[1]", patch_size[1])
+    else:
+        ph = pw = check_positive_int("patch_size", patch_size)
+    offset = check_int("offset", offset, minimum=0)
+    if height % ph or width % pw:
         raise ValueError(
             f"patch_size {patch_size} must be positive and divide the image size "
             f"({height}, {width})."

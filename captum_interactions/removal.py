@@ -17,13 +17,16 @@ are expanded by repetition).
 
 from __future__ import annotations
 
+import numbers
 from typing import Any, Protocol
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from captum_interactions.modes import RemovalMode
 from captum_interactions.players import Players, broadcastable
+from captum_interactions.validation import is_number
 
 BaselineInput = None | int | float | Tensor | tuple[int | float | Tensor, ...]
 
@@ -73,18 +76,7 @@ class BaselineRemoval:
             )
         formatted = []
         for m, (base, inp) in enumerate(zip(baselines, inputs, strict=False)):
-            if isinstance(base, (int, float)) and not isinstance(base, bool):
-                base = torch.tensor(base, dtype=inp.dtype, device=inp.device)
-            if not isinstance(base, Tensor):
-                raise TypeError(
-                    f"baselines[{m}] must be a number or a tensor, got {type(base).__name__}."
-                )
-            if base.dim() > inp.dim() or not broadcastable(base.shape, inp.shape):
-                raise ValueError(
-                    f"baselines[{m}] has shape {tuple(base.shape)}, which does not broadcast to "
-                    f"inputs[{m}] of shape {tuple(inp.shape)}."
-                )
-            formatted.append(base.to(device=inp.device, dtype=inp.dtype))
+            formatted.append(_baseline_tensor(f"baselines[{m}]", base, inp, f"inputs[{m}]"))
         self._formatted = tuple(formatted)
 
     def perturb(
@@ -97,6 +89,35 @@ class BaselineRemoval:
             mixed = torch.where(keep, inp.unsqueeze(0), base)
             out.append(mixed.reshape((n_rows * inp.shape[0],) + tuple(inp.shape[1:])))
         return tuple(out), {}
+
+
+def _baseline_tensor(name: str, base: Any, inp: Tensor, input_name: str) -> Tensor:
+    """A baseline as a tensor in the input's dtype and device, checked: a real number, a numpy
+    value or a tensor, broadcastable to the input, finite, and exactly representable in the
+    input's dtype (a float baseline on integer ids would be silently truncated)."""
+    if isinstance(base, np.ndarray | np.generic):
+        base = torch.as_tensor(np.asarray(base))
+    elif is_number(base):
+        base = torch.tensor(int(base) if isinstance(base, numbers.Integral) else float(base))
+    if not isinstance(base, Tensor) or base.dtype == torch.bool or base.dtype.is_complex:
+        kind = type(base).__name__ if not isinstance(base, Tensor) else f"{base.dtype} tensor"
+        raise TypeError(f"{name} must be a real number or a real tensor, got {kind}.")
+    if base.dim() > inp.dim() or not broadcastable(base.shape, inp.shape):
+        raise ValueError(
+            f"{name} has shape {tuple(base.shape)}, which does not broadcast to "
+            f"{input_name} of shape {tuple(inp.shape)}."
+        )
+    if base.dtype.is_floating_point and not bool(torch.isfinite(base).all()):
+        raise ValueError(f"{name} holds NaN or Inf; baselines must be finite.")
+    cast = base.to(device=inp.device, dtype=inp.dtype)
+    if not inp.dtype.is_floating_point and base.dtype.is_floating_point and not bool(
+            (cast.to(base.dtype) == base.to(inp.device)).all()):
+        raise ValueError(
+            f"{name} holds non-integer values but {input_name} has dtype {inp.dtype} (e.g. "
+            "token ids): they would be truncated. Pass an integer baseline (such as a [PAD] or "
+            "[MASK] id), or explain float embeddings instead."
+        )
+    return cast
 
 
 class PresenceMaskRemoval:

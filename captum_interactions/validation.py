@@ -8,12 +8,94 @@ strict (a string such as ``"no"`` is a TypeError, not a truthy value) and intege
 
 from __future__ import annotations
 
+import math
 import numbers
+import os
 from collections.abc import Sequence
 from typing import Any, get_args
 
 import torch
 from torch import Tensor
+
+
+def _memory_limit() -> int:
+    raw = os.environ.get("CAPTUM_INTERACTIONS_MEMORY_LIMIT")
+    if raw is None:
+        return 8 * 2**30
+    try:
+        return int(float(raw))
+    except ValueError:
+        raise ValueError(
+            f"CAPTUM_INTERACTIONS_MEMORY_LIMIT={raw!r} is not a number of bytes."
+        ) from None
+
+
+#: Largest working allocation (bytes) the library makes besides the forward calls: the (B, F,
+#: F) accumulators, per-coalition bookkeeping, the coalition tensors of the metrics. A request
+#: that needs more is refused before anything is allocated. Default 8 GiB; set the environment
+#: variable ``CAPTUM_INTERACTIONS_MEMORY_LIMIT`` (bytes) to change it.
+MEMORY_LIMIT_BYTES = _memory_limit()
+#: Most coalitions per example any estimator accepts (``n_samples``): more rows than an
+#: estimate needs at any player count this library handles; a larger value is a typo.
+MAX_SAMPLES = 2**31
+
+
+def check_allocation(what: str, n_bytes: float, remedy: str) -> None:
+    """Refuse a working allocation larger than :data:`MEMORY_LIMIT_BYTES`, before it is made.
+
+    Args:
+        what: what needs the memory, with the sizes that make it (for the message).
+        n_bytes: the estimated size.
+        remedy: how to ask for less.
+    """
+    if n_bytes > MEMORY_LIMIT_BYTES:
+        raise ValueError(
+            f"{what} needs about {_human_bytes(n_bytes)}, more than the "
+            f"{_human_bytes(MEMORY_LIMIT_BYTES)} limit (CAPTUM_INTERACTIONS_MEMORY_LIMIT). "
+            f"{remedy}"
+        )
+
+
+def _human_bytes(n_bytes: float) -> str:
+    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20)):
+        if n_bytes >= size:
+            return f"{n_bytes / size:.1f} {unit}"
+    return f"{n_bytes:.0f} bytes"
+
+
+def check_samples(name: str, value: Any) -> int:
+    """A positive number of coalitions per example, at most :data:`MAX_SAMPLES`."""
+    value = check_positive_int(name, value)
+    if value > MAX_SAMPLES:
+        raise ValueError(
+            f"{name}={value} exceeds the limit of {MAX_SAMPLES} coalitions per example (2^31): "
+            "no estimate here needs that many rows; check the value (a typo?)."
+        )
+    return value
+
+
+def check_float(name: str, value: Any, *, minimum: float | None = None,
+                maximum: float | None = None, strict_minimum: bool = False,
+                strict_maximum: bool = False) -> float:
+    """A finite real number (not a bool) within the given bounds."""
+    if not is_number(value):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}.")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}.")
+    low_bad = minimum is not None and (value <= minimum if strict_minimum else value < minimum)
+    high_bad = maximum is not None and (value >= maximum if strict_maximum else value > maximum)
+    if low_bad or high_bad:
+        if minimum is not None and maximum is not None:
+            bounds = (("(" if strict_minimum else "[") + f"{minimum:g}, {maximum:g}"
+                      + (")" if strict_maximum else "]"))
+            raise ValueError(f"{name} must lie in {bounds}, got {value:g}.")
+        if minimum is not None:
+            raise ValueError(
+                f"{name} must be {'>' if strict_minimum else '>='} {minimum:g}, got {value:g}.")
+        raise ValueError(
+            f"{name} must be {'<' if strict_maximum else '<='} {maximum:g}, got {value:g}.")
+    return value
 
 
 def check_choice(name: str, value: Any, mode: Any) -> Any:
@@ -78,7 +160,7 @@ def check_finite(name: str, value: Tensor) -> None:
 def as_number_list(name: str, values: Any) -> list[Any]:
     """A non-empty sequence of real numbers (a single number is accepted too); its entries are
     ``numbers.Real`` (ints stay ints)."""
-    if _is_number(values):
+    if is_number(values):
         values = (values,)
     if isinstance(values, Tensor):
         values = values.detach().cpu().reshape(-1).tolist()
@@ -87,12 +169,12 @@ def as_number_list(name: str, values: Any) -> list[Any]:
     if len(values) == 0:
         raise ValueError(f"{name} is empty; pass at least one value.")
     for value in values:
-        if not _is_number(value):
+        if not is_number(value):
             raise TypeError(f"{name} must hold numbers, got {value!r}.")
     return list(values)
 
 
-def _is_number(value: object) -> bool:
+def is_number(value: object) -> bool:
     """A real number that is not a bool (numpy scalars included)."""
     return not isinstance(value, bool) and isinstance(value, numbers.Real)
 
@@ -119,6 +201,19 @@ def format_inputs(inputs: Tensor | tuple[Tensor, ...]) -> tuple[Tensor, ...]:
     devices = {inp.device for inp in formatted}
     if len(devices) > 1:
         raise ValueError(f"inputs live on several devices {sorted(map(str, devices))}.")
+    if formatted[0].device.type == "meta":
+        raise ValueError("inputs are meta tensors (no data): move them to 'cpu' or 'cuda'.")
+    for m, inp in enumerate(formatted):
+        if inp.dtype == torch.bool:
+            continue
+        if (inp.dtype.is_floating_point or inp.dtype.is_complex) and not bool(
+                torch.isfinite(inp).all()):
+            where = torch.nonzero(~torch.isfinite(inp))[0].tolist()
+            raise ValueError(
+                f"inputs[{m}] holds NaN or Inf (e.g. at index {where}): v(S) would be NaN for "
+                "every coalition that keeps it. Replace them (e.g. padding) by finite values; a "
+                "padded position can be dropped with removal='presence' and a padding mask."
+            )
     return formatted
 
 

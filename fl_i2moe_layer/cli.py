@@ -14,12 +14,39 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from fl_i2moe_layer.experiments.datasets import DATASETS
+
+
+def _count(minimum: int) -> Any:
+    """An argparse type: an int >= ``minimum``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+    return parse
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+POSITIVE, INDEX = _count(1), _count(0)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="planted data -> FL-I2MoE + dense -> report/index.html")
     d.add_argument("--out", default="report", help="report folder (default: report)")
     d.add_argument("--quick", action="store_true", help="small data, few epochs (~1 min)")
-    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--seed", type=INDEX, default=0)
     d.add_argument("--cache-dir", default=None,
                    help="feature cache (default: $FL_I2MOE_CACHE or ~/.cache/fl_i2moe)")
     t = sub.add_parser("train", help="train FL-I2MoE (or the dense baseline) on a dataset; "
@@ -42,21 +69,21 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--model", choices=("fl_i2moe", "dense"), default=None,
                    help="default: fl_i2moe")
     t.add_argument("--out", default=None, help="run folder (default: runs/<dataset>)")
-    t.add_argument("--n", type=int, default=None, help="planted examples (default: 800)")
-    t.add_argument("--split-limit", type=int, default=None,
+    t.add_argument("--n", type=POSITIVE, default=None, help="planted examples (default: 800)")
+    t.add_argument("--split-limit", type=POSITIVE, default=None,
                    help="real datasets: use at most N items per split")
     # None means the dataset's default (fl_i2moe_layer.experiments.datasets.DATASETS).
-    t.add_argument("--epochs", type=int, default=None, help="default: 40")
-    t.add_argument("--seed", type=int, default=None, help="default: 0")
-    t.add_argument("--hidden-dim", type=int, default=None,
+    t.add_argument("--epochs", type=POSITIVE, default=None, help="default: 40")
+    t.add_argument("--seed", type=INDEX, default=None, help="default: 0")
+    t.add_argument("--hidden-dim", type=POSITIVE, default=None,
                    help="default: 32 (planted), 64 (real datasets)")
-    t.add_argument("--num-layers", type=int, default=None, help="default: 1")
-    t.add_argument("--max-length", type=int, default=None,
+    t.add_argument("--num-layers", type=POSITIVE, default=None, help="default: 1")
+    t.add_argument("--max-length", type=POSITIVE, default=None,
                    help="real datasets: text tokens (default: 64)")
-    t.add_argument("--lr", type=float, default=None,
+    t.add_argument("--lr", type=_positive_float, default=None,
                    help="default: 3e-3 (planted), 1e-3 (real datasets)")
-    t.add_argument("--batch-size", type=int, default=None, help="default: 32")
-    t.add_argument("--patience", type=int, default=None,
+    t.add_argument("--batch-size", type=POSITIVE, default=None, help="default: 32")
+    t.add_argument("--patience", type=POSITIVE, default=None,
                    help="default: 10 (planted), 5 (real datasets)")
     t.add_argument("--cache-dir", default=None)
     for name, helptext in (("evaluate", "task metrics, planted-pair recovery and pair-masking "
@@ -67,18 +94,18 @@ def _parser() -> argparse.ArgumentParser:
                        help="a run folder from `fl-i2moe train` (or its best.safetensors)")
         e.add_argument("--data-dir", default=None, help="dataset folder (real datasets)")
         e.add_argument("--split", default=None, help="split (default: the test split)")
-        e.add_argument("--split-limit", type=int, default=None,
+        e.add_argument("--split-limit", type=POSITIVE, default=None,
                        help="real datasets: use at most N items of the split")
-        e.add_argument("--seed", type=int, default=0, help="seed of the samplers")
+        e.add_argument("--seed", type=INDEX, default=0, help="seed of the samplers")
         e.add_argument("--cache-dir", default=None)
-        e.add_argument("--n-samples", type=int, default=512, help="coalitions per example")
+        e.add_argument("--n-samples", type=POSITIVE, default=512, help="coalitions per example")
         if name == "evaluate":
             e.add_argument("--faithfulness", action="store_true",
                            help="SII pair-masking faithfulness")
-            e.add_argument("--n-faithfulness", type=int, default=8,
+            e.add_argument("--n-faithfulness", type=POSITIVE, default=8,
                            help="examples scored by --faithfulness (default: 8)")
         if name == "explain":
-            e.add_argument("--index", "--examples", dest="index", type=int, nargs="+",
+            e.add_argument("--index", "--examples", dest="index", type=INDEX, nargs="+",
                            default=[0], help="example indices in the split (default: 0)")
             e.add_argument("--out", default="explanations", help="figure folder")
     return p
@@ -99,6 +126,11 @@ def _data_dir(dataset: str, given: str | None) -> Path | None:
     return folder
 
 
+def _require_folder(option: str, path: str) -> None:
+    if Path(path).exists() and not Path(path).is_dir():
+        raise UsageError(f"{option} {path!r} is a file; pass a folder (created if missing).")
+
+
 def _train(args: argparse.Namespace) -> int:
     from fl_i2moe_layer.experiments.datasets import new_config
     from fl_i2moe_layer.experiments.runs import train_run
@@ -114,6 +146,7 @@ def _train(args: argparse.Namespace) -> int:
                         num_layers=args.num_layers, max_length=args.max_length, lr=args.lr,
                         batch_size=args.batch_size, patience=args.patience)
     out = args.out or f"runs/{args.dataset}"
+    _require_folder("--out", out)
     train_run(config, out, data_dir=folder, cache_dir=args.cache_dir)
     print({k: round(v, 4) for k, v in config.metrics.items()})
     print(f"run: {out} (best.safetensors, run.json)")
@@ -176,6 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from fl_i2moe_layer.experiments.datasets import load_split
         from fl_i2moe_layer.experiments.runs import load_run
 
+        if args.command == "explain":
+            _require_folder("--out", args.out)
         config, model = load_run(run_folder(args.checkpoint))
         folder = _data_dir(config.dataset, args.data_dir)
         split_name = args.split or DATASETS[config.dataset].splits[2]

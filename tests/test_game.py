@@ -125,8 +125,8 @@ def test_shapiq_adapter_is_the_game_of_one_example() -> None:
 def test_rg_candidates_from_given_sii_equal_the_internal_pass_and_skip_it() -> None:
     """candidates=k with sii= picks the same pairs as RG's own SII pass on the same game (same
     budget and seed), so the values agree exactly, and costs only RG's rows."""
-    game = random_polynomial_game(8, seed=3)
-    x = torch.ones(2, 8, 1)
+    game = random_polynomial_game(10, seed=3)  # 2^10 > 512: really sampled
+    x = torch.ones(2, 10, 1)
     kwargs = dict(pairs="all", n_samples=512, seed=1, candidates=4)
     game.n_rows = 0
     internal = RedundancyGap(game).attribute(x, **kwargs)

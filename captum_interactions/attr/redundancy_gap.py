@@ -12,7 +12,7 @@ from captum_interactions.attr._pair_attribution import (
     scatter_pairs,
     symmetric_output,
 )
-from captum_interactions.estimators.exact import check_exact_players
+from captum_interactions.estimators.exact import MAX_EXACT_PLAYERS, check_exact_players
 from captum_interactions.estimators.redundancy import (
     check_full_context_budget,
     exact_redundancy,
@@ -32,6 +32,7 @@ from captum_interactions.validation import (
     check_choice,
     check_pair_scores,
     check_positive_int,
+    check_samples,
     check_seed,
 )
 
@@ -194,11 +195,11 @@ class RedundancyGap(PairAttribution):
         """
         context = check_choice("context", context, Context)
         method = check_choice("method", method, Method)
-        n_samples = check_positive_int("n_samples", n_samples)
+        n_samples = check_samples("n_samples", n_samples)
         seed = check_seed(seed)
         return_stderr = check_bool("return_stderr", return_stderr)
         if sii_n_samples is not None:
-            sii_n_samples = check_positive_int("sii_n_samples", sii_n_samples)
+            sii_n_samples = check_samples("sii_n_samples", sii_n_samples)
         with self._game(
             inputs, baselines=baselines, target=target,
             additional_forward_args=additional_forward_args, feature_mask=feature_mask,
@@ -217,10 +218,13 @@ class RedundancyGap(PairAttribution):
                     quartets_per_pair(n_samples, n_pairs)
             pair_list = self._candidate_pairs(game, candidates, sii,
                                               sii_n_samples or n_samples, seed)
+            # A budget that covers all 2^F coalitions gets the exact value for fewer rows (as
+            # the SII sampler enumerates every size the budget covers).
+            covered = game.n_players <= MAX_EXACT_PLAYERS and 2**game.n_players <= n_samples
             if context == "full":
                 per_pair = full_context_redundancy(game, pair_list)
                 err = torch.zeros_like(per_pair)
-            elif method == "exact":
+            elif method == "exact" or covered:
                 per_pair = exact_redundancy(game, pair_list)
                 err = torch.zeros_like(per_pair)
             else:

@@ -17,7 +17,7 @@ from captum_interactions.usage_log import log_usage
 from captum_interactions.validation import (
     check_bool,
     check_choice,
-    check_positive_int,
+    check_samples,
     check_seed,
 )
 
@@ -194,7 +194,7 @@ class ShapleyInteractionIndex(PairAttribution):
         """
         method = check_choice("method", method, Method)
         control_variate = check_choice("control_variate", control_variate, ControlVariate)
-        n_samples = check_positive_int("n_samples", n_samples)
+        n_samples = check_samples("n_samples", n_samples)
         seed = check_seed(seed)
         return_stderr = check_bool("return_stderr", return_stderr)
         paired = check_bool("paired", paired)

@@ -10,6 +10,7 @@ from captum_interactions.estimators.estimate import PairEstimate
 from captum_interactions.estimators.sii_kernel import accumulate_pair_sums
 from captum_interactions.estimators.size_plan import inverse_binomials, sii_size_weights
 from captum_interactions.perturbation.game import ModelGame
+from captum_interactions.validation import check_allocation
 
 #: Largest number of players ``method="exact"`` accepts: 2^20 ≈ 1e6 forward rows per example.
 MAX_EXACT_PLAYERS = 20
@@ -28,6 +29,8 @@ def exact_sii(game: ModelGame) -> PairEstimate:
     """SII of every pair by full enumeration (B, F, F), with zero standard errors."""
     n, device = game.n_players, game.device
     check_exact_players(n)
+    check_allocation(f"Exact SII of B = {game.n_examples} example(s) x F = {n} players",
+                     8.0 * game.n_examples * n * n * 3, "Explain fewer examples per call.")
     h = sii_size_weights(n).to(device)
     inv_comb = inverse_binomials(n, device)
     out = torch.zeros(game.n_examples, n, n, dtype=torch.float64, device=device)

@@ -37,6 +37,7 @@ from captum_interactions.estimators.size_plan import (
 )
 from captum_interactions.modes import ControlVariate, Surrogate
 from captum_interactions.perturbation.game import ModelGame
+from captum_interactions.validation import check_allocation
 
 QUADRATIC_MAX_PLAYERS = 32
 N_REPLICATES = 16
@@ -73,6 +74,12 @@ def estimate_sii(
     n, batch, device = game.n_players, game.n_examples, game.device
     mode = resolve_control_variate(control_variate, n)
     plan = plan_sizes(n, budget, paired=paired)
+    check_allocation(
+        f"SII sampling of B = {batch} example(s) x F = {n} players with {plan.n_rows} "
+        f"coalitions ({mode} control variate)",
+        working_bytes(n, batch, int(plan.counts.sum()), mode, n_replicates),
+        "Lower n_samples, explain fewer examples per call, or use fewer players "
+        "(feature_mask) or control_variate='linear'.")
     design = StratifiedDesign(plan, split_over_replicates(plan.counts, n_replicates), seed,
                               device)
     h = sii_size_weights(n).to(device)
@@ -125,6 +132,17 @@ def estimate_sii(
             offset += length
     mean, stderr = replicate_sums.finish()
     return PairEstimate(exact + mean, stderr)
+
+
+def working_bytes(n: int, batch: int, n_units: int, mode: Surrogate, n_replicates: int) -> float:
+    """Estimated peak of the estimator's own tensors (bytes): the (B, F, F) accumulators, the
+    per-replicate surrogate SII, the per-unit values and the regression statistics."""
+    pair_state = 8.0 * batch * n * n
+    features = {"quadratic": n * (n - 1) // 2 + n, "linear": n}.get(mode, 0)
+    regression = 8.0 * n_replicates * (features * features + (n + 1) * (features + batch)
+                                        + batch * features)
+    surrogate = 4 * n_replicates * pair_state if mode == "quadratic" else 0.0
+    return 4 * pair_state + surrogate + regression + n_units * (8.0 * batch + 16)
 
 
 def _enumerated_part(game: ModelGame, design: StratifiedDesign, h: Tensor) -> Tensor:

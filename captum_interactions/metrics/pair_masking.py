@@ -31,6 +31,7 @@ from captum_interactions.removal import BaselineInput, RemovalOperator
 from captum_interactions.usage_log import log_usage
 from captum_interactions.validation import (
     as_number_list,
+    check_allocation,
     check_bool,
     check_callable,
     check_choice,
@@ -272,6 +273,14 @@ class PairMaskingFaithfulness:
         pair_index = game.pair_index
         pair_scores = check_pair_scores("scores", scores, pair_index, batch, n_players, device)
         counts = resolve_budgets(budgets, pair_index.shape[0])
+        n_coalitions = 1 + len(counts) * (1 + n_random)
+        check_allocation(
+            f"Pair masking of B = {batch} example(s), F = {n_players} players, "
+            f"P = {pair_index.shape[0]} pairs, {len(counts)} budget(s) x {n_random} random "
+            "repeats",
+            n_coalitions * batch * (2 * n_players + pair_index.shape[0])
+            + batch * n_random * pair_index.shape[0] * 24,
+            "Lower n_random or the number of budgets, or evaluate fewer examples per call.")
 
         # Ranked and random selections for all budgets and repeats at once: (B, K, P) with
         # K = n_budgets (ranked) + n_budgets * n_random (random, budget-major).

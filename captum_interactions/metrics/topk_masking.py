@@ -24,6 +24,7 @@ from captum_interactions.removal import BaselineInput, RemovalOperator
 from captum_interactions.usage_log import log_usage
 from captum_interactions.validation import (
     as_number_list,
+    check_allocation,
     check_bool,
     check_callable,
     check_choice,
@@ -245,6 +246,12 @@ def topk_masking(
     if use_abs:
         scores = scores.abs()
     group, n_groups = _groups(game.players, per, protected, device)
+    n_sel = len(ks_tuple) * (1 + n_random)
+    check_allocation(
+        f"Top-K% masking of B = {batch} example(s), F = {n_players} players, "
+        f"{len(ks_tuple)} K value(s) x {n_random} random repeats",
+        (1 + 2 * n_sel) * batch * n_players * 2 + batch * n_random * n_players * 24,
+        "Lower n_random or the number of K values, or evaluate fewer examples per call.")
 
     sizes = torch.bincount(group, minlength=n_groups + 1)[:n_groups]
     fractions = torch.tensor(ks_tuple, dtype=torch.float64, device=device) / 100

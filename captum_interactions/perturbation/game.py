@@ -21,6 +21,8 @@ context manager.
 
 from __future__ import annotations
 
+import inspect
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,7 +41,12 @@ from tqdm.auto import tqdm
 from captum_interactions.modes import RemovalMode
 from captum_interactions.perturbation.target import TargetSelector, TargetType
 from captum_interactions.players import PairsType, Players, pair_matrix, resolve_players
-from captum_interactions.removal import BaselineInput, RemovalOperator, make_removal
+from captum_interactions.removal import (
+    BaselineInput,
+    PresenceMaskRemoval,
+    RemovalOperator,
+    make_removal,
+)
 from captum_interactions.validation import (
     check_bool,
     check_callable,
@@ -116,6 +123,11 @@ class ModelGame:
         self._requested = requested
         self._show_progress = show_progress
         self._output_dtype: torch.dtype | None = None
+        self._first_dtype: torch.dtype | None = None
+        # Running range of the values of each example: a game whose values never move is
+        # flagged when the game closes (e.g. a model that ignores presence masks).
+        self._low: Tensor | None = None
+        self._high: Tensor | None = None
         self._limit: int | None = None  # rows per example allowed in the open budget
         self._used = 0  # rows per example evaluated in the open budget
         self._bar: Any = None
@@ -167,13 +179,31 @@ class ModelGame:
         self, kind: type[BaseException] | None, error: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
-        self.close()
+        self.close(check=kind is None)
 
-    def close(self) -> None:
-        """Close the progress bar; a closed game evaluates nothing more."""
+    def close(self, *, check: bool = True) -> None:
+        """Close the progress bar; a closed game evaluates nothing more.
+
+        With ``check``, warn when no coalition changed the value of any example although the
+        coalitions differed: removal had no effect (most often a model that accepts
+        ``presence`` through ``**kwargs`` but ignores it, or baselines equal to the inputs),
+        and every attribution is then zero.
+        """
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+        if check and not self._closed and self._low is not None and self._high is not None \
+                and self.rows_evaluated > 1:
+            scale = self._high.abs().clamp(min=1.0)
+            if bool(((self._high - self._low) <= 1e-12 * scale).all()):
+                hint = (f"the model does not use the {self._removal.keyword!r} keyword it "
+                        "receives" if isinstance(self._removal, PresenceMaskRemoval)
+                        else "the baselines equal the inputs")
+                warnings.warn(
+                    f"v(S) took one value for every one of the {self.rows_evaluated} evaluated "
+                    "coalitions of every example: removing players changed nothing, so every "
+                    f"attribution is zero. Most likely {hint}, or the target ignores the "
+                    "inputs.", RuntimeWarning, stacklevel=3)
         self._closed = True
 
     @contextmanager
@@ -262,9 +292,13 @@ class ModelGame:
             values.append(self._select(self._forward(part), part, self._used + lo))
         self._used += rows
         self.rows_evaluated += rows
+        result = torch.cat(values, dim=0)
+        low, high = result.amin(0), result.amax(0)
+        self._low = low if self._low is None else torch.minimum(self._low, low)
+        self._high = high if self._high is None else torch.maximum(self._high, high)
         if self._bar is not None:
             self._bar.update(rows)
-        return torch.cat(values, dim=0)
+        return result
 
     def _forward(self, present: Tensor) -> Tensor:
         n_rows = present.shape[0]
@@ -276,6 +310,16 @@ class ModelGame:
             raise TypeError(
                 f"forward_func must return a tensor, got {type(output).__name__}."
             )
+        if output.dtype.is_complex:
+            raise TypeError(
+                f"forward_func returned complex values ({output.dtype}): v(S) must be real. "
+                "Return the real part, the modulus or a score (e.g. with a wrapper)."
+            )
+        if self._output_dtype is not None and output.dtype != self._first_dtype:
+            raise TypeError(
+                f"forward_func returned {output.dtype} after returning {self._first_dtype} in "
+                "an earlier call: its output must keep one dtype (is it switching modes?)."
+            )
         expected = n_rows * self.n_examples
         if output.dim() == 0 or output.shape[0] != expected:
             raise ValueError(
@@ -286,6 +330,7 @@ class ModelGame:
         if self._output_dtype is None:
             # The first rows are a full batch of examples: enough to check the target.
             self._target.validate(output[: self.n_examples])
+            self._first_dtype = output.dtype
             is_float = output.dtype.is_floating_point
             self._output_dtype = output.dtype if is_float else torch.float32
         return output
@@ -384,10 +429,33 @@ def model_game(
         requested = pair_matrix(players, pairs).to(formatted[0].device)
     operator = make_removal(removal, baselines)
     operator.prepare(formatted, players)
+    if isinstance(operator, PresenceMaskRemoval):
+        _check_accepts_keyword(forward_func, operator.keyword)
     selector = TargetSelector(target, batch)
     return ModelGame(
         forward_func, formatted, players, operator, selector, additional_forward_args,
         chunk_size=chunk_size, requested=requested, show_progress=show_progress,
+    )
+
+
+def _check_accepts_keyword(forward_func: Callable[..., Any], keyword: str) -> None:
+    """Refuse, before any call, a forward function that cannot take ``keyword=`` (presence
+    removal passes the presence masks that way)."""
+    # A module's __call__ takes (*args, **kwargs): its forward says what it accepts.
+    target = forward_func.forward if isinstance(forward_func, torch.nn.Module) else forward_func
+    try:
+        signature = inspect.signature(target)
+    except (TypeError, ValueError):  # builtins and some C extensions: nothing to check
+        return
+    parameters = signature.parameters.values()
+    if keyword in signature.parameters or any(
+            p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return
+    raise TypeError(
+        f"removal='presence' calls forward_func(..., {keyword}=(mask_1, ..., mask_M)), but "
+        f"forward_func{signature} takes no {keyword!r} argument. Give the model a "
+        f"{keyword}=None keyword that drops absent tokens (docs/usage.md, 'Removing "
+        "players'), or use removal='baseline'."
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections import Counter
@@ -52,6 +53,25 @@ def require_dir(root: str | os.PathLike[str], name: str, hint: str) -> Path:
     if not path.is_dir():
         raise FileNotFoundError(f"data_dir {str(path)!r} is not a folder. {hint}")
     return path
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file's content; a file that does not parse raises ValueError naming it (index
+    files), while per-item files use :func:`item_json`."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{str(path)!r} is not valid JSON ({error}): the file is truncated or "
+                         "damaged; download it again.") from error
+
+
+def item_json(path: Path, skips: Skips, item_id: str) -> Any | None:
+    """A per-item JSON file, or None after counting a skip when it does not parse."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError):
+        skips.add(f"unreadable {path.parent.name}/*.json", item_id)
+        return None
 
 
 def require_file(path: Path, hint: str) -> Path:

@@ -20,6 +20,7 @@ import numpy as np
 from fl_i2moe_layer.data.common import (
     Item,
     Skips,
+    item_json,
     readable_image,
     require_dir,
     require_file,
@@ -54,9 +55,17 @@ def load_enrico(data_dir: str | os.PathLike[str], split: str = "train", *, seed:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}.")
     skips = skips if skips is not None else Skips()
     rows = []
-    with require_file(root / "design_topics.csv", HINT).open(newline="") as f:
-        for row in csv.DictReader(f):
-            screen, topic = row["screen_id"].strip(), row["topic"].strip().lower()
+    table = require_file(root / "design_topics.csv", HINT)
+    with table.open(newline="") as f:
+        reader = csv.DictReader(f)
+        columns = [c.strip() for c in reader.fieldnames or []]
+        missing = [c for c in ("screen_id", "topic") if c not in columns]
+        if missing:
+            raise ValueError(f"{str(table)!r} lacks the column(s) {missing} (header: {columns}); "
+                             "ENRICO's design_topics.csv starts with 'screen_id,topic'.")
+        reader.fieldnames = columns
+        for row in reader:
+            screen, topic = (row["screen_id"] or "").strip(), (row["topic"] or "").strip().lower()
             if screen in DROPPED:
                 continue
             if topic not in TOPICS:
@@ -80,6 +89,9 @@ def load_enrico(data_dir: str | os.PathLike[str], split: str = "train", *, seed:
         texts = {}
         if hierarchy:
             h = safe_child(root, "hierarchies", screen, ".json")
-            texts["hierarchy"] = json.dumps(json.loads(h.read_text())) if h.is_file() else ""
+            found = item_json(h, skips, screen) if h.is_file() else {}
+            if found is None:
+                continue
+            texts["hierarchy"] = json.dumps(found) if found else ""
         items.append(Item(screen, texts, {"screenshot": shot, "wireframe": wire}, label))
     return items

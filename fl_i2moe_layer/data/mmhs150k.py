@@ -10,7 +10,6 @@ Layout (docs/data.md lists every dataset's)::
 
 from __future__ import annotations
 
-import json
 import os
 from collections import Counter
 
@@ -18,6 +17,8 @@ from fl_i2moe_layer.data.common import (
     Item,
     Skips,
     check_disjoint,
+    item_json,
+    read_json,
     readable_image,
     require_dir,
     require_file,
@@ -64,7 +65,9 @@ def load_mmhs150k(data_dir: str | os.PathLike[str], split: str = "train", *,
     if target not in TARGETS:
         raise ValueError(f"target must be one of {TARGETS}, got {target!r}.")
     skips = skips if skips is not None else Skips()
-    gt = json.loads(require_file(root / "MMHS150K_GT.json", HINT).read_text())
+    gt = read_json(require_file(root / "MMHS150K_GT.json", HINT))
+    if not isinstance(gt, dict):
+        raise ValueError(f"{str(root / 'MMHS150K_GT.json')!r} must map tweet ids to entries.")
     splits = {}
     for name, fname in SPLIT_FILES.items():
         path = require_file(root / "splits" / fname, HINT)
@@ -92,7 +95,10 @@ def load_mmhs150k(data_dir: str | os.PathLike[str], split: str = "train", *,
         if ocr:
             ocr_path = safe_child(root, "img_txt", tweet_id, ".json")
             if ocr_path.is_file():
-                text = str(json.loads(ocr_path.read_text()).get("img_text", ""))
+                found = item_json(ocr_path, skips, tweet_id)
+                if not isinstance(found, dict):
+                    continue
+                text = str(found.get("img_text", ""))
         items.append(Item(tweet_id, {"tweet": str(entry.get("tweet_text", "")), "ocr": text},
                           {"image": image}, label))
     return items

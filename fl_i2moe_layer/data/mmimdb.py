@@ -20,7 +20,9 @@ from fl_i2moe_layer.data.common import (
     Item,
     Skips,
     check_disjoint,
+    item_json,
     logger,
+    read_json,
     readable_image,
     require_dir,
     require_file,
@@ -64,7 +66,9 @@ def load_mmimdb(data_dir: str | os.PathLike[str], split: str = "train", *,
     if plot not in ("first", "longest"):
         raise ValueError(f"plot must be 'first' or 'longest', got {plot!r}.")
     skips = skips if skips is not None else Skips()
-    splits = json.loads(require_file(root / "split.json", HINT).read_text())
+    splits = read_json(require_file(root / "split.json", HINT))
+    if not isinstance(splits, dict):
+        raise ValueError(f"{str(root / 'split.json')!r} must map split names to id lists.")
     missing = [s for s in SPLITS if s not in splits]
     if missing:
         raise ValueError(f"split.json lacks the splits {missing}.")
@@ -77,7 +81,11 @@ def load_mmimdb(data_dir: str | os.PathLike[str], split: str = "train", *,
         if not meta_path.is_file():
             skips.add("missing metadata json", movie)
             continue
-        meta = json.loads(meta_path.read_text())
+        meta = item_json(meta_path, skips, movie)
+        if not isinstance(meta, dict):
+            if meta is not None:
+                skips.add("metadata json is not an object", movie)
+            continue
         plots = [p for p in meta.get("plot") or [] if isinstance(p, str) and p.strip()]
         genres = meta.get("genres") or []
         unknown = {g for g in genres if g.lower() not in _INDEX} - warned

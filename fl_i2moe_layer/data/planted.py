@@ -35,7 +35,7 @@ import torch
 from torch import Tensor
 
 from captum_interactions.validation import check_int, check_positive_int
-from fl_i2moe_layer.storage import atomic_save_file
+from fl_i2moe_layer.storage import atomic_save_file, read_cache
 from fl_i2moe_layer.training.data import FusionDataset
 
 if TYPE_CHECKING:
@@ -278,8 +278,6 @@ def load_planted(n: int = 800, *, n_words: int = 8, seed: int = 0,
         >>> data.text_features.shape, data.image_features.shape
         (torch.Size([64, 10, 384]), torch.Size([64, 49, 1280]))
     """
-    from safetensors import safe_open
-
     if patch_encoding not in ("tile", "image"):
         raise ValueError(f"patch_encoding must be 'tile' or 'image', got {patch_encoding!r}.")
     if token_encoding not in ("word", "sentence"):
@@ -290,11 +288,7 @@ def load_planted(n: int = 800, *, n_words: int = 8, seed: int = 0,
     name = f"planted-n{n}-w{n_words}-s{seed}-{patch_encoding}-{token_encoding}"
     path = root / f"{name}-minilm-efflite0.safetensors"
     meta = {"format": FORMAT, "texts": json.dumps(spec.texts)}
-    tensors: dict[str, Tensor] | None = None
-    if path.is_file():
-        with safe_open(str(path), framework="pt") as f:
-            if (f.metadata() or {}) == meta:
-                tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    tensors = read_cache(path, meta, what="planted cache file")
     if tensors is None:
         from fl_i2moe_layer.encoders import ImageEncoder, TextEncoder
 

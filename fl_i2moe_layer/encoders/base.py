@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +14,30 @@ from torch import Tensor, nn
 
 from captum_interactions.validation import check_positive_int
 
+
+@contextmanager
+def hub_offline(enabled: bool = True) -> Iterator[None]:
+    """Hugging Face offline mode for the duration of a load: with ``enabled``, no request to
+    the Hub is attempted (``local_files_only=True`` alone still lets transformers try to
+    connect). The environment and huggingface_hub's switch are restored afterwards."""
+    if not enabled:
+        yield
+        return
+    import huggingface_hub.constants as hub_constants
+
+    saved_env = {k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    saved_flag = hub_constants.HF_HUB_OFFLINE
+    os.environ.update({k: "1" for k in saved_env})
+    hub_constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        hub_constants.HF_HUB_OFFLINE = saved_flag
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 @dataclass
 class EncodedTokens:
@@ -107,3 +134,12 @@ class FrozenEncoder(nn.Module):
     def encode(self, data: Any) -> EncodedTokens:
         """Raw data (texts, images) -> projected tokens and mask."""
         return self(*self.prepare(data))
+
+
+def not_found(path_or_name: object, local_files_only: bool) -> FileNotFoundError:
+    """The error for a model that could not be loaded, saying where it was looked for."""
+    where = ("a local folder or a model already in the Hugging Face cache (local_files_only="
+             "True never downloads)" if local_files_only else "a local folder or a Hub model")
+    return FileNotFoundError(
+        f"cannot load a model from {str(path_or_name)!r}: pass {where}; a folder written by "
+        "save_pretrained() works offline.")

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from captum_interactions.validation import check_positive_int
 from fl_i2moe_layer.encoders.base import FrozenEncoder
-from fl_i2moe_layer.storage import atomic_save_file
+from fl_i2moe_layer.storage import atomic_save_file, read_cache
 
 CACHE_FORMAT = "fl_i2moe_layer.feature_cache/1"
 
@@ -85,19 +85,15 @@ class FeatureCache:
         """Features of ``data`` (texts for a TextEncoder, images for an ImageEncoder), read
         from the cache when a file for this exact encoder and data exists, else encoded in
         batches of ``batch_size`` and written (atomically) to the cache."""
-        from safetensors import safe_open
-
         check_positive_int("batch_size", batch_size)
         prepared = encoder.prepare(data)
         key, fingerprint = self.key(encoder, prepared)
         path = self.root / f"{key}.safetensors"
         expected = {"format": CACHE_FORMAT, "encoder": encoder.identity, "data": fingerprint}
-        if path.is_file():
-            with safe_open(str(path), framework="pt") as f:
-                if (f.metadata() or {}) == expected:
-                    return CachedFeatures(f.get_tensor("features"), f.get_tensor("mask"),
-                                          path, from_cache=True)
-            # Same name, other content (e.g. a hand-copied file): never trust it.
+        # Same name, other content (a hand-copied file) or altered tensors: never served.
+        cached = read_cache(path, expected, what="feature cache file")
+        if cached is not None and {"features", "mask"} <= set(cached):
+            return CachedFeatures(cached["features"], cached["mask"], path, from_cache=True)
         n = prepared[0].shape[0]
         feats, masks = [], []
         for start in tqdm(range(0, n, batch_size), desc=f"encoding {encoder.name}",

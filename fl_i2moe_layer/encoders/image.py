@@ -11,7 +11,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from fl_i2moe_layer.encoders.base import FrozenEncoder
+from captum_interactions.validation import check_bool
+from fl_i2moe_layer.encoders.base import FrozenEncoder, hub_offline, not_found
 
 EFFICIENTNET_FEATURES = 1280
 
@@ -110,7 +111,13 @@ class ImageEncoder(FrozenEncoder):
                 "ImageEncoder.from_pretrained needs transformers: "
                 "pip install 'captum-interactions[hf]'."
             ) from exc
-        model = AutoModel.from_pretrained(str(path_or_name), local_files_only=local_files_only)
+        local_files_only = check_bool("local_files_only", local_files_only)
+        with hub_offline(local_files_only):
+            try:
+                model = AutoModel.from_pretrained(str(path_or_name),
+                                                  local_files_only=local_files_only)
+            except OSError as error:
+                raise not_found(path_or_name, local_files_only) from error
         stats = _read_image_stats(Path(path_or_name))
         mean = image_mean if image_mean is not None else (stats[0] if stats else [0.5] * 3)
         std = image_std if image_std is not None else (stats[1] if stats else [0.5] * 3)
@@ -160,6 +167,16 @@ class ImageEncoder(FrozenEncoder):
             raise ValueError(f"images must have shape (B, 3, H, W), got {tuple(data.shape)}.")
         if not data.dtype.is_floating_point:
             raise TypeError(f"images must be floats in [0, 1], got {data.dtype}.")
+        if data.numel():
+            if not bool(torch.isfinite(data).all()):
+                raise ValueError("images hold NaN or Inf; pixels must be finite values in [0, 1].")
+            low, high = float(data.min()), float(data.max())
+            if low < -1e-3 or high > 1 + 1e-3:
+                hint = (" (they look like 0-255 values: divide by 255)" if high > 1.5 else "")
+                raise ValueError(
+                    f"images must hold pixels in [0, 1], got values in [{low:.3g}, {high:.3g}]"
+                    f"{hint}. The encoder applies its own normalisation."
+                )
         return (data,)
 
     def _backbone_features(self, *tensors: Tensor) -> tuple[Tensor, Tensor]:

@@ -10,7 +10,8 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from fl_i2moe_layer.encoders.base import FrozenEncoder
+from captum_interactions.validation import check_bool
+from fl_i2moe_layer.encoders.base import FrozenEncoder, hub_offline, not_found
 
 
 def _require_transformers() -> Any:
@@ -63,13 +64,18 @@ class TextEncoder(FrozenEncoder):
         already in the Hugging Face cache).
         """
         tf = _require_transformers()
-        backbone = tf.AutoModel.from_pretrained(str(path_or_name),
-                                                local_files_only=local_files_only)
-        try:
-            tokenizer = tf.AutoTokenizer.from_pretrained(str(path_or_name),
-                                                         local_files_only=local_files_only)
-        except (OSError, ValueError):
-            tokenizer = None  # features from token ids still work
+        local_files_only = check_bool("local_files_only", local_files_only)
+        with hub_offline(local_files_only):
+            try:
+                backbone = tf.AutoModel.from_pretrained(str(path_or_name),
+                                                        local_files_only=local_files_only)
+            except OSError as error:
+                raise not_found(path_or_name, local_files_only) from error
+            try:
+                tokenizer = tf.AutoTokenizer.from_pretrained(str(path_or_name),
+                                                             local_files_only=local_files_only)
+            except (OSError, ValueError):
+                tokenizer = None  # features from token ids still work
         return cls(backbone, hidden_dim, tokenizer=tokenizer, max_length=max_length,
                    name=Path(str(path_or_name)).name)
 

@@ -23,6 +23,10 @@ from fl_i2moe_layer.experiments.datasets import new_config, planted_splits
 from fl_i2moe_layer.experiments.evaluation import recover_pairs, recovery_masking
 from fl_i2moe_layer.experiments.runs import fit_run
 from fl_i2moe_layer.explain import ExpertExplainer
+from fl_i2moe_layer.storage import atomic_write_text
+
+_PAGE = ("<!doctype html><html><head><meta charset='utf-8'><title>{title}</title></head>"
+         "<body style='font-family:sans-serif'>{body}</body></html>")
 
 
 @dataclass
@@ -89,6 +93,14 @@ def run_demo(out_dir: str | Path = "report", *, settings: DemoSettings | None = 
     start = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    # Until the run finishes, index.html says so: a killed or failed run never leaves an
+    # earlier report that looks current.
+    atomic_write_text(out / "index.html", _PAGE.format(
+        title="FL-I2MoE demo: running", body=(
+            f"<h1>FL-I2MoE demo: not finished</h1><p>A run started at "
+            f"{html.escape(time.strftime('%Y-%m-%d %H:%M:%S'))} and has not written its report "
+            "yet. If it is no longer running, it failed or was stopped: see its output, and "
+            "run <code>fl-i2moe demo</code> again.</p>")))
     configs = {kind: new_config("planted", model=kind, n=s.n, epochs=s.epochs, seed=s.seed)
                for kind in ("fl_i2moe", "dense")}
     train, test = planted_splits(configs["fl_i2moe"], cache_dir=cache_dir, progress=progress)
@@ -243,8 +255,7 @@ def _write_html(path: Path, headline: dict[str, Any], metrics: dict[str, Any],
         "<p>Text tokens and image patches coloured by Integrated Gradients; token × patch SII "
         "and RG maps with the planted pair circled in green.</p>" + "".join(examples)
     )
-    path.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>FL-I2MoE demo"
-                    f"</title></head><body style='font-family:sans-serif'>{body}</body></html>")
+    atomic_write_text(path, _PAGE.format(title="FL-I2MoE demo", body=body))
 
 
 __all__ = ["DemoSettings", "format_headline", "run_demo"]

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from captum_interactions import RedundancyGap, ShapleyInteractionIndex
 from captum_interactions.metrics import concentration, requested_pair_mask, topk_masking
-from captum_interactions.validation import check_positive_int
+from captum_interactions.validation import check_bool, check_positive_int
 from fl_i2moe_layer.explain.attention_gradient import rollout
 from fl_i2moe_layer.explain.report import (
     METHODS,
@@ -37,6 +37,19 @@ def _eval_mode(module: nn.Module) -> Any:
         yield
     finally:
         module.train(was_training)
+
+
+def _names(option: str, given: str | Sequence[str], allowed: Sequence[str]) -> tuple[str, ...]:
+    """A name or a sequence of names, each from ``allowed`` (a single string is one name,
+    never a sequence of characters)."""
+    names = (given,) if isinstance(given, str) else given
+    if not isinstance(names, Sequence) or not names:
+        raise TypeError(f"{option} must be a name or a non-empty sequence of names from "
+                        f"{tuple(allowed)}, got {given!r}.")
+    for name in names:
+        if name not in allowed:
+            raise ValueError(f"{option} must be drawn from {tuple(allowed)}, got {name!r}.")
+    return tuple(names)
 
 
 def _split(scores: Tensor, lengths: Sequence[int]) -> tuple[Tensor, ...]:
@@ -125,12 +138,7 @@ class ExpertExplainer:
         names = ("mixture", *self.layer.expert_names)
         if components is None:
             return names
-        if isinstance(components, str):
-            components = (components,)
-        for c in components:
-            if c not in names:
-                raise ValueError(f"components must be drawn from {names}, got {c!r}.")
-        return tuple(components)
+        return _names("components", components, names)
 
     # -- methods --------------------------------------------------------------------------
     def _integrated_gradients(self, component: str, xs: tuple[Tensor, ...],
@@ -195,9 +203,13 @@ class ExpertExplainer:
             :class:`ExplanationReport`: per component (``report["synergy"]``) the token
             scores, pair maps, faithfulness and concentration, plus the routing weights.
         """
-        for method in methods:
-            if method not in METHODS:
-                raise ValueError(f"methods must be drawn from {METHODS}, got {method!r}.")
+        methods = _names("methods", methods, METHODS)
+        faithfulness = check_bool("faithfulness", faithfulness)
+        show_progress = check_bool("show_progress", show_progress)
+        check_positive_int("rg_candidates", rg_candidates)
+        check_positive_int("n_random", n_random)
+        if n_samples is not None:
+            check_positive_int("n_samples", n_samples)
         names = self._components(components)
         xs = self._project(inputs)
         _, keep = self.layer._prepare(list(xs), masks, None)

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from captum_interactions.validation import check_int
 from fl_i2moe_layer.explain import plots
 
 TOKEN_METHODS = ("integrated_gradients", "attention_gradient")
@@ -90,12 +91,28 @@ class ExplanationReport:
             raise KeyError(f"no component {name!r}; have {list(self.components)}.")
         return self.components[name]
 
+    def _example(self, example: int) -> int:
+        """A valid example index (negative indices are refused: they hide mistakes)."""
+        n = int(self.weights.shape[0])
+        check_int("example", example)
+        if not 0 <= example < n:
+            raise IndexError(f"example {example} is out of range: the report explains {n} "
+                             f"example(s), indices 0..{n - 1}.")
+        return example
+
+    def _modality(self, name: str, modality: int) -> int:
+        check_int(name, modality)
+        if not 0 <= modality < len(self.lengths):
+            raise IndexError(f"{name} {modality} is out of range: the report has "
+                             f"{len(self.lengths)} modalities.")
+        return modality
+
     def cross_map(self, component: str = "mixture", method: str = "sii", *, example: int = 0,
                   modalities: tuple[int, int] = (0, 1)) -> Tensor:
         """The (T_a, T_b) block of a pair map between two modalities (e.g. token × patch)."""
-        a, b = modalities
+        a, b = (self._modality("modalities", m) for m in modalities)
         starts = [0, *torch.tensor(self.lengths).cumsum(0).tolist()]
-        matrix = self[component].pairs(method)[example]
+        matrix = self[component].pairs(method)[self._example(example)]
         return matrix[starts[a] : starts[a + 1], starts[b] : starts[b + 1]]
 
     # -- plotting shortcuts ---------------------------------------------------------------
@@ -103,7 +120,7 @@ class ExplanationReport:
                      path: str | os.PathLike[str] | None = None) -> Any:
         """Bar chart of the routing weights of one example, or their mean ± std over the
         batch (``example=None``)."""
-        w = self.weights if example is None else self.weights[example]
+        w = self.weights if example is None else self.weights[self._example(example)]
         return plots.plot_routing_weights(w, self.expert_names, path=path)
 
     def plot_interactions(self, component: str = "mixture", method: str = "sii", *,
@@ -121,7 +138,8 @@ class ExplanationReport:
                   method: str = "integrated_gradients", *, example: int = 0,
                   modality: int = 0, path: str | os.PathLike[str] | None = None) -> Any:
         """Text with each token highlighted by its score."""
-        scores = self[component].tokens(method)[modality][example]
+        modality = self._modality("modality", modality)
+        scores = self[component].tokens(method)[modality][self._example(example)]
         return plots.plot_text_attributions(tokens, scores[: len(tokens)],
                                             title=f"{method} ({component})", path=path)
 
@@ -129,7 +147,8 @@ class ExplanationReport:
                    method: str = "integrated_gradients", *, example: int = 0,
                    modality: int = 1, path: str | os.PathLike[str] | None = None) -> Any:
         """The image with its patch scores overlaid."""
-        scores = self[component].tokens(method)[modality][example]
+        modality = self._modality("modality", modality)
+        scores = self[component].tokens(method)[modality][self._example(example)]
         return plots.plot_image_patches(image, scores, title=f"{method} ({component})",
                                         path=path)
 

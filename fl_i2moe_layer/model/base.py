@@ -31,7 +31,8 @@ class FusionBase(nn.Module):
 
     def _prepare(self, inputs: Any, masks: Any, presence: Any
                  ) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...]]:
-        return check_inputs(inputs, masks, presence, self.config)
+        reference = next(self.parameters(), None)
+        return check_inputs(inputs, masks, presence, self.config, reference)
 
     def loss_terms(self, out: FusionOutput, labels: Tensor) -> LossTerms:
         """Task loss only; FL-I2MoE adds its interaction losses."""

@@ -6,18 +6,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from captum_interactions.validation import check_positive_int
+from captum_interactions.validation import check_float, check_positive_int
 
 TASKS = ("multiclass", "multilabel", "binary")
 REPLACEMENTS = ("noise", "mean", "zero")
-
-
-def _non_negative_float(name: str, value: Any, *, strictly: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}.")
-    if value < 0 or (strictly and value == 0):
-        bound = "> 0" if strictly else ">= 0"
-        raise ValueError(f"{name} must be {bound}, got {value}.")
 
 
 @dataclass(frozen=True)
@@ -70,11 +62,9 @@ class FusionConfig:
         for name in ("ffn_dim", "router_hidden"):
             if getattr(self, name) is not None:
                 check_positive_int(name, getattr(self, name))
-        _non_negative_float("dropout", self.dropout)
-        if self.dropout >= 1:
-            raise ValueError(f"dropout must be < 1, got {self.dropout}.")
-        _non_negative_float("temperature", self.temperature, strictly=True)
-        _non_negative_float("interaction_weight", self.interaction_weight)
+        check_float("dropout", self.dropout, minimum=0.0, maximum=1.0, strict_maximum=True)
+        check_float("temperature", self.temperature, minimum=0.0, strict_minimum=True)
+        check_float("interaction_weight", self.interaction_weight, minimum=0.0)
         if self.replacement not in REPLACEMENTS:
             raise ValueError(
                 f"replacement must be one of {REPLACEMENTS}, got {self.replacement!r}."

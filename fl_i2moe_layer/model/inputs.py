@@ -40,10 +40,32 @@ def _bool_mask(name: str, mask: object, rows: int, length: int) -> Tensor:
     return mask != 0
 
 
+def _finite_tokens(name: str, x: Tensor, valid: Tensor) -> Tensor:
+    """``x`` with non-finite padded positions zeroed; a non-finite real token raises."""
+    finite = torch.isfinite(x)
+    if bool(finite.all()):
+        return x
+    real_bad = ~finite.all(-1) & valid
+    if bool(real_bad.any()):
+        b, t = real_bad.nonzero()[0].tolist()
+        raise ValueError(
+            f"{name} holds NaN or Inf in a real (unmasked) token, e.g. example {b}, token {t}: "
+            "fix the features, or mark the token as padding in masks."
+        )
+    return torch.where(valid.unsqueeze(-1), x, torch.zeros((), dtype=x.dtype, device=x.device))
+
+
 def check_inputs(
-    inputs: object, masks: object, presence: object, config: FusionConfig
+    inputs: object, masks: object, presence: object, config: FusionConfig,
+    parameter: Tensor | None = None,
 ) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...]]:
     """Validate the forward arguments and combine padding and presence masks.
+
+    Padded positions are set to 0 when they hold NaN or Inf (they are ignored, but NaN times a
+    zero attention weight is still NaN); a non-finite real token is an error.
+
+    Args:
+        parameter: a parameter of the layer: the inputs must match its dtype and device.
 
     Returns:
         the inputs as a tuple, and one bool "keep" mask (B, T_m) per modality: True where the
@@ -84,6 +106,15 @@ def check_inputs(
         raise ValueError("inputs have batch size 0.")
     if not all(x.dtype == seq[0].dtype and x.device == seq[0].device for x in seq):
         raise ValueError("inputs must share one dtype and one device.")
+    if not seq[0].dtype.is_floating_point:
+        raise TypeError(f"inputs must be float tensors (projected tokens), got {seq[0].dtype}.")
+    if parameter is not None and (seq[0].dtype, seq[0].device) != (parameter.dtype,
+                                                                    parameter.device):
+        raise TypeError(
+            f"inputs are {seq[0].dtype} on {seq[0].device} but the layer's parameters are "
+            f"{parameter.dtype} on {parameter.device}: cast the inputs (e.g. x.float(), "
+            "x.to(device)) or the layer (layer.to(dtype/device))."
+        )
     lengths = [x.shape[1] for x in seq]
 
     if masks is None:
@@ -104,6 +135,8 @@ def check_inputs(
                 f"masks mark example {bad} as all padding in every modality; each example "
                 "needs at least one real token (remove the example instead)."
             )
+    seq = [_finite_tokens(f"inputs[{i}]", x, v) for i, (x, v) in enumerate(
+        zip(seq, valid, strict=True))]
     if presence is None:
         return tuple(seq), valid
     pres_seq = _as_sequence("presence", presence)

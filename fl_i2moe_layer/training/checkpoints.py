@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from fl_i2moe_layer.storage import atomic_save_file
+from fl_i2moe_layer.storage import atomic_save_file, load_file
 
 FORMAT = "fl_i2moe_layer.checkpoint/1"
 
@@ -107,18 +107,14 @@ def load_checkpoint(path: str | os.PathLike[str], model: nn.Module,
     Raises:
         ValueError: the file is not a checkpoint of this package, or it was saved from a
             model of another class, configuration or parameter shapes.
+        CorruptFileError: the file is truncated or its tensors changed since it was saved
+            (a ValueError; every message names the file).
     """
-    from safetensors import safe_open
-
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {str(path)!r}.")
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"{str(path)!r} is not an fl_i2moe_layer checkpoint.")
-        check_compatible(json.loads(meta["model"]), model, path)
-        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open API)
+    tensors, meta = load_file(path, what="checkpoint")
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{str(path)!r} is not an fl_i2moe_layer checkpoint.")
+    check_compatible(json.loads(meta["model"]), model, path)
     model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     model.load_state_dict(model_state, strict=True)
     if optimizer is not None:

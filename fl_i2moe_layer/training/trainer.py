@@ -16,7 +16,12 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from captum_interactions.validation import check_positive_int
+from captum_interactions.validation import (
+    check_bool,
+    check_float,
+    check_positive_int,
+    check_seed,
+)
 from fl_i2moe_layer.model.inputs import check_labels
 from fl_i2moe_layer.model.losses import task_loss
 from fl_i2moe_layer.training.checkpoints import load_checkpoint, save_checkpoint
@@ -109,8 +114,16 @@ class Trainer:
         for name, value in (("batch_size", batch_size), ("max_epochs", max_epochs),
                             ("patience", patience)):
             check_positive_int(name, value)
-        if not lr > 0:
-            raise ValueError(f"lr must be > 0, got {lr!r}.")
+        check_seed(seed)
+        lr = check_float("lr", lr, minimum=0.0, strict_minimum=True)
+        weight_decay = check_float("weight_decay", weight_decay, minimum=0.0)
+        if grad_clip is not None:  # a negative norm would scale gradients up and flip them
+            grad_clip = check_float("grad_clip", grad_clip, minimum=0.0, strict_minimum=True)
+        progress = check_bool("progress", progress)
+        if checkpoint_dir is not None and Path(checkpoint_dir).exists() \
+                and not Path(checkpoint_dir).is_dir():
+            raise ValueError(f"checkpoint_dir {str(checkpoint_dir)!r} is a file; pass a folder "
+                             "(it is created if missing).")
         self.monitor = monitor or DEFAULT_MONITOR[task]
         if self.monitor not in (*METRICS, "loss"):
             raise ValueError(f"monitor must be 'loss' or one of {METRICS}, got {monitor!r}.")
@@ -164,6 +177,7 @@ class Trainer:
     @torch.no_grad()
     def predict(self, data: Dataset) -> tuple[Tensor, Tensor]:
         """(logits, labels) over ``data`` in eval mode."""
+        _check_data("data", data)
         self.model.eval()
         logits, labels = [], []
         for inputs, masks, y in self._loader(data, shuffle=False):
@@ -194,6 +208,10 @@ class Trainer:
             resume (bool, optional): continue from ``checkpoint_dir/last.safetensors`` if it
                 exists (needs ``checkpoint_dir``). Default: False.
         """
+        _check_data("train_data", train_data)
+        if val_data is not None:
+            _check_data("val_data", val_data)
+        resume = check_bool("resume", resume)
         history, start, bad_epochs = TrainHistory(), 0, 0
         best_state: dict[str, Tensor] | None = None
         if resume:
@@ -239,3 +257,14 @@ class Trainer:
         if best_state is not None:
             self.model.load_state_dict(best_state)
         return history
+
+
+def _check_data(name: str, data: Dataset) -> None:
+    """A dataset with at least one item (an empty split would train on nothing and report
+    NaN metrics)."""
+    if not hasattr(data, "__len__"):
+        raise TypeError(f"{name} must be a map-style Dataset with a length, got "
+                        f"{type(data).__name__}.")
+    if len(data) == 0:
+        raise ValueError(f"{name} is empty: it holds no example (check the split and any "
+                         "skipped items).")
