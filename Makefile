@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck compare bench bench-quick clean
+.PHONY: demo test lint typecheck audit compare bench bench-quick clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ lint: $(STAMP)
 # The type checker on both packages (configured in pyproject.toml; part of `make test`).
 typecheck: $(STAMP)
 	$(PY) -m mypy
+
+# Wrong calls of every public entry point, classified (docs/usage.md, "Errors").
+audit: $(STAMP)
+	$(PY) benchmarks/bad_input_audit.py
 
 # Estimator comparison against exact SII and shapiq (docs/estimators.md).
 compare: $(STAMP)
