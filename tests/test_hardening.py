@@ -83,6 +83,12 @@ def test_a_model_that_ignores_presence_is_flagged() -> None:
 # ------------------------------------------------------------------ inputs and baselines
 
 
+def test_a_model_on_another_device_than_the_inputs() -> None:
+    model = torch.nn.Linear(2, 1).to("meta")
+    with pytest.raises(ValueError, match=r"parameters are on meta but the inputs are on cpu"):
+        ShapleyInteractionIndex(model).attribute(torch.ones(1, 3, 2), pairs="all")
+
+
 def test_meta_and_non_finite_inputs() -> None:
     text, image = batch()
     with pytest.raises(ValueError, match="meta tensors"):

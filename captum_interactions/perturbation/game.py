@@ -420,6 +420,7 @@ def model_game(
     """
     check_callable(forward_func)
     formatted = format_inputs(inputs)
+    _check_model_device(forward_func, formatted[0].device)
     batch = formatted[0].shape[0]
     chunk_size = _chunk_size(batch, perturbations_per_eval, max_rows_per_eval)
     show_progress = check_bool("show_progress", show_progress)
@@ -436,6 +437,19 @@ def model_game(
         forward_func, formatted, players, operator, selector, additional_forward_args,
         chunk_size=chunk_size, requested=requested, show_progress=show_progress,
     )
+
+
+def _check_model_device(forward_func: Callable[..., Any], device: torch.device) -> None:
+    """A module whose parameters live on another device than the inputs fails inside its
+    first forward call with a message about its internals: say it up front."""
+    if not isinstance(forward_func, torch.nn.Module):
+        return
+    parameter = next(forward_func.parameters(), None)
+    if parameter is not None and parameter.device != device:
+        raise ValueError(
+            f"forward_func's parameters are on {parameter.device} but the inputs are on "
+            f"{device}: move the model or the inputs (e.g. inputs.to({str(parameter.device)!r}))."
+        )
 
 
 def _check_accepts_keyword(forward_func: Callable[..., Any], keyword: str) -> None:
