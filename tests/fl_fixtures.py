@@ -74,3 +74,22 @@ def mmhs150k_tree(root: Path, per_split: int = 4) -> Path:
         (root / "splits" / f"{split}_ids.txt").write_text("\n".join(ids) + "\n")
     (root / "MMHS150K_GT.json").write_text(json.dumps(gt))
     return root
+
+
+BERT_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "cat", "dog", "red", "blue",
+              "on"]
+
+
+def tiny_bert(path: Path) -> Path:
+    """A randomly initialised 2-layer BERT (hidden 32) and its tokenizer saved to ``path``."""
+    import torch
+    import transformers
+
+    torch.manual_seed(0)
+    config = transformers.BertConfig(vocab_size=len(BERT_VOCAB), hidden_size=32,
+                                     num_hidden_layers=2, num_attention_heads=2,
+                                     intermediate_size=64, max_position_embeddings=32)
+    transformers.BertModel(config).save_pretrained(path)
+    (path / "vocab.txt").write_text("\n".join(BERT_VOCAB))
+    transformers.BertTokenizer(str(path / "vocab.txt")).save_pretrained(path)
+    return path

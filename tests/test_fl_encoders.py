@@ -11,25 +11,18 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import pytest
 import torch
+from fl_fixtures import BERT_VOCAB, tiny_bert
 
 from fl_i2moe_layer import FeatureCache, ImageEncoder, TextEncoder
 
 transformers = pytest.importorskip("transformers", reason="needs the [hf] extra")
 
-VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "cat", "dog", "red", "blue", "on"]
+VOCAB = BERT_VOCAB
 
 
 @pytest.fixture(scope="module")
 def bert_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("tiny_bert")
-    torch.manual_seed(0)
-    config = transformers.BertConfig(vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=2,
-                                     num_attention_heads=2, intermediate_size=64,
-                                     max_position_embeddings=32)
-    transformers.BertModel(config).save_pretrained(path)
-    (path / "vocab.txt").write_text("\n".join(VOCAB))
-    transformers.BertTokenizer(str(path / "vocab.txt")).save_pretrained(path)
-    return path
+    return tiny_bert(tmp_path_factory.mktemp("tiny_bert"))
 
 
 @pytest.fixture(scope="module")

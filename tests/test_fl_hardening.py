@@ -11,8 +11,7 @@ import time
 
 import pytest
 import torch
-import transformers
-from fl_fixtures import enrico_tree, mmimdb_tree
+from fl_fixtures import enrico_tree, mmimdb_tree, tiny_bert
 from fl_helpers import H, tiny_batch, tiny_layer
 
 from fl_i2moe_layer import FeatureCache, FLI2MoE, FusionDataset, TextEncoder, Trainer
@@ -260,6 +259,11 @@ def test_loading_by_hub_name_never_attempts_a_connection(monkeypatch):
         attempts.append(args[:1])
         raise OSError("the test forbids network access")
 
+    import huggingface_hub.constants as hub_constants
+
+    # Start from online mode whatever other test modules set, so the test can fail.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)
     before = os.environ.get("HF_HUB_OFFLINE")
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
@@ -273,13 +277,4 @@ def test_loading_by_hub_name_never_attempts_a_connection(monkeypatch):
 
 @pytest.fixture(scope="module")
 def bert_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("tiny_bert")
-    torch.manual_seed(0)
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "cat", "dog"]
-    config = transformers.BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1,
-                                     num_attention_heads=2, intermediate_size=32,
-                                     max_position_embeddings=16)
-    transformers.BertModel(config).save_pretrained(path)
-    (path / "vocab.txt").write_text("\n".join(vocab))
-    transformers.BertTokenizer(str(path / "vocab.txt")).save_pretrained(path)
-    return path
+    return tiny_bert(tmp_path_factory.mktemp("tiny_bert"))
