@@ -114,6 +114,10 @@ case("attribution arguments", "RG sii= without candidates", "sii")(
     lambda: RG.attribute(X, target=0, sii=SCORES))
 case("attribution arguments", "RG sii= of another shape", "sii")(
     lambda: RG.attribute(X, target=0, candidates=2, sii=torch.rand(2, 6, 6)))
+case("attribution arguments", "additional_forward_args of another batch size",
+     "additional_forward_args[0]")(
+    lambda: ShapleyInteractionIndex(lambda t, i, w: MODEL(t, i)[:, 0] * w).attribute(
+        X, additional_forward_args=(torch.ones(5),)))
 case("attribution arguments", "forward_func not callable", "forward_func")(
     lambda: ShapleyInteractionIndex("model"))
 
@@ -340,6 +344,13 @@ def _fit_empty() -> None:
 
 
 case("trainer", "an empty training set", "train_data")(_fit_empty)
+case("trainer", "labels as a list", "labels")(
+    lambda: __import__("fl_i2moe_layer", fromlist=["x"]).FusionDataset(LAYER_INPUTS, None,
+                                                                       [0, 1]))
+case("trainer", "a feature cache rooted at a file", "FeatureCache root")(
+    lambda: __import__("fl_i2moe_layer", fromlist=["x"]).FeatureCache(__file__))
+case("trainer", "an encoder of feature width 0", "feature_dim")(
+    lambda: __import__("fl_i2moe_layer", fromlist=["x"]).ImageEncoder(nn.Identity(), 0, 4))
 case("trainer", "a file as checkpoint_dir", "checkpoint_dir")(
     lambda: _trainer(checkpoint_dir=__file__))
 

@@ -278,3 +278,19 @@ def test_loading_by_hub_name_never_attempts_a_connection(monkeypatch):
 @pytest.fixture(scope="module")
 def bert_dir(tmp_path_factory):
     return tiny_bert(tmp_path_factory.mktemp("tiny_bert"))
+
+
+def test_dataset_cache_and_encoder_constructors(tmp_path):
+    xs, _ = tiny_batch(batch=3)
+    with pytest.raises(TypeError, match=r"labels must be a tensor, got list"):
+        FusionDataset(xs, None, [0, 1, 2])
+    with pytest.raises(ValueError, match="inputs must be a non-empty list"):
+        FusionDataset(xs[0], None, torch.zeros(3))
+    taken = tmp_path / "file"
+    taken.write_text("")
+    with pytest.raises(ValueError, match=r"FeatureCache root .* is a file"):
+        FeatureCache(taken)
+    with pytest.raises(ValueError, match="feature_dim must be >= 1"):
+        ImageEncoder(torch.nn.Identity(), 0, 4)
+    with pytest.raises(TypeError, match="backbone must be a Hugging Face text model"):
+        TextEncoder(torch.nn.Linear(2, 2), 4)

@@ -197,3 +197,15 @@ def test_metric_booleans_are_strict(option: str) -> None:
     with pytest.raises(TypeError, match=rf"{option} must be a bool"):
         PairMaskingFaithfulness(Counting()).evaluate(
             (text, image), torch.rand(2, 5, 5), budgets=(1,), target=0, **{option: "no"})
+
+
+def test_additional_forward_args_must_be_per_example() -> None:
+    def model(text: torch.Tensor, image: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        return text.sum((1, 2)) * image.sum((1, 2)) * scale
+
+    with pytest.raises(ValueError, match=r"additional_forward_args\[0\] has shape \(5,\).*"
+                                         r"batch size 2"):
+        ShapleyInteractionIndex(model).attribute(batch(), additional_forward_args=torch.ones(5))
+    values = ShapleyInteractionIndex(model).attribute(
+        batch(), additional_forward_args=torch.tensor([1.0, 2.0]), method="exact")
+    assert values.shape == (2, 5, 5)

@@ -433,10 +433,25 @@ def model_game(
     if isinstance(operator, PresenceMaskRemoval):
         _check_accepts_keyword(forward_func, operator.keyword)
     selector = TargetSelector(target, batch)
+    _check_extra_args(additional_forward_args, batch)
     return ModelGame(
         forward_func, formatted, players, operator, selector, additional_forward_args,
         chunk_size=chunk_size, requested=requested, show_progress=show_progress,
     )
+
+
+def _check_extra_args(additional_forward_args: Any, batch: int) -> None:
+    """Tensors among the additional forward arguments are repeated once per coalition along
+    dim 0 (Captum semantics), so each must be per example: batch size B (or a 0-dim scalar)."""
+    extra = _format_additional_forward_args(additional_forward_args) or ()
+    for k, arg in enumerate(extra):
+        if isinstance(arg, Tensor) and arg.dim() > 0 and arg.shape[0] != batch:
+            raise ValueError(
+                f"additional_forward_args[{k}] has shape {tuple(arg.shape)}: a tensor there is "
+                f"repeated for every coalition along dim 0, so it needs the batch size {batch} "
+                "of the inputs. Pass per-example tensors, or bind other values in the forward "
+                "function (e.g. functools.partial)."
+            )
 
 
 def _check_model_device(forward_func: Callable[..., Any], device: torch.device) -> None:

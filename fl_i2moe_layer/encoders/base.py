@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from captum_interactions.validation import check_positive_int
+from fl_i2moe_layer.storage import tensor_digest
 
 
 @contextmanager
@@ -52,17 +52,6 @@ class EncodedTokens:
     mask: Tensor
 
 
-def module_fingerprint(module: nn.Module) -> str:
-    """sha256 of a module's state (names, dtypes, shapes and values): two backbones share a
-    fingerprint only if they compute the same function, so cached features stay valid."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
-        t = tensor.detach().cpu().contiguous()
-        digest.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
-        digest.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return digest.hexdigest()
-
-
 class FrozenEncoder(nn.Module):
     """A frozen backbone (eval mode, no gradients) and a trainable projection to ``hidden_dim``.
 
@@ -77,6 +66,7 @@ class FrozenEncoder(nn.Module):
                  name: str) -> None:
         super().__init__()
         check_positive_int("hidden_dim", hidden_dim)
+        check_positive_int("feature_dim", feature_dim)
         self.backbone = backbone
         self.backbone.requires_grad_(False)
         self.backbone.eval()
@@ -99,7 +89,7 @@ class FrozenEncoder(nn.Module):
         """A string naming the backbone and the preprocessing, used to key feature caches."""
         if self._identity is None:
             self._identity = (f"{type(self).__name__}:{self.name}:{self._preprocessing_id()}:"
-                              f"{module_fingerprint(self.backbone)}")
+                              f"{tensor_digest(dict(self.backbone.state_dict()))}")
         return self._identity
 
     def _preprocessing_id(self) -> str:

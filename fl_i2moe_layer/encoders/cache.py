@@ -20,20 +20,9 @@ from tqdm.auto import tqdm
 
 from captum_interactions.validation import check_positive_int
 from fl_i2moe_layer.encoders.base import FrozenEncoder
-from fl_i2moe_layer.storage import atomic_save_file, read_cache
+from fl_i2moe_layer.storage import atomic_save_file, read_cache, tensor_digest
 
 CACHE_FORMAT = "fl_i2moe_layer.feature_cache/1"
-
-
-def data_fingerprint(tensors: tuple[Tensor, ...]) -> str:
-    """sha256 of tensors' dtypes, shapes and bytes."""
-    digest = hashlib.sha256()
-    for t in tensors:
-        c = t.detach().cpu().contiguous()
-        digest.update(f"{c.dtype}:{tuple(c.shape)};".encode())
-        if c.numel():
-            digest.update(c.view(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
 
 
 @dataclass
@@ -69,10 +58,13 @@ class FeatureCache:
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).expanduser()
+        if self.root.exists() and not self.root.is_dir():
+            raise ValueError(f"FeatureCache root {str(self.root)!r} is a file; pass a folder "
+                             "(created if missing).")
 
     def key(self, encoder: FrozenEncoder, prepared: tuple[Tensor, ...]) -> tuple[str, str]:
         """(file key, data fingerprint) of a dataset already passed through ``prepare``."""
-        fingerprint = data_fingerprint(prepared)
+        fingerprint = tensor_digest({str(k): t for k, t in enumerate(prepared)})
         key = hashlib.sha256(f"{CACHE_FORMAT}|{encoder.identity}|{fingerprint}".encode())
         return key.hexdigest()[:32], fingerprint
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from captum_interactions.validation import check_bool
+from captum_interactions.validation import check_bool, check_positive_int
 from fl_i2moe_layer.encoders.base import FrozenEncoder, hub_offline, not_found
 
 
@@ -48,7 +48,14 @@ class TextEncoder(FrozenEncoder):
 
     def __init__(self, backbone: nn.Module, hidden_dim: int, *, tokenizer: Any = None,
                  max_length: int = 64, name: str = "text") -> None:
-        config: Any = backbone.config
+        check_positive_int("max_length", max_length)
+        config: Any = getattr(backbone, "config", None)
+        if config is None or not (hasattr(config, "hidden_size") or hasattr(config, "d_model")):
+            raise TypeError(
+                f"backbone must be a Hugging Face text model whose config gives its width "
+                f"(hidden_size or d_model), got {type(backbone).__name__}; load one with "
+                "TextEncoder.from_pretrained(path)."
+            )
         # hidden_size for BERT-like models, d_model for some others (e.g. BART encoders).
         feature_dim = int(getattr(config, "hidden_size", None) or config.d_model)
         super().__init__(backbone, feature_dim, hidden_dim, name)

@@ -300,6 +300,7 @@ class ExpertExplainer:
             >>> dict(zip(dist.expert_names, dist.mean.tolist()))
             {'unique_0': 0.21, 'unique_1': 0.18, 'synergy': 0.42, 'redundancy': 0.19}
         """
+        check_positive_int("batch_size", batch_size)
         loader = DataLoader(data, batch_size=batch_size) if isinstance(data, Dataset) else data
         device = next(self.model.parameters()).device
         weights = []

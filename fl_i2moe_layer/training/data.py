@@ -23,8 +23,16 @@ class FusionDataset(Dataset):
 
     def __init__(self, inputs: Sequence[Tensor], masks: Sequence[Tensor] | None,
                  labels: Tensor) -> None:
-        if not inputs:
-            raise ValueError("inputs must hold at least one tensor.")
+        given: object = inputs  # checked at run time whatever the annotation says
+        if isinstance(given, Tensor) or not inputs:
+            raise ValueError("inputs must be a non-empty list of tensors, one per modality.")
+        if not isinstance(labels, Tensor):
+            raise TypeError(f"labels must be a tensor, got {type(labels).__name__} (use "
+                            "torch.tensor(labels)).")
+        for i, x in enumerate(inputs):
+            if not isinstance(x, Tensor) or x.dim() < 2:
+                raise TypeError(f"inputs[{i}] must be a (N, T, ...) tensor, got "
+                                f"{type(x).__name__}.")
         n = labels.shape[0]
         for i, x in enumerate(inputs):
             if x.shape[0] != n:
