@@ -211,8 +211,8 @@ def format_inputs(inputs: Tensor | tuple[Tensor, ...]) -> tuple[Tensor, ...]:
             where = torch.nonzero(~torch.isfinite(inp))[0].tolist()
             raise ValueError(
                 f"inputs[{m}] holds NaN or Inf (e.g. at index {where}): v(S) would be NaN for "
-                "every coalition that keeps it. Replace them (e.g. padding) by finite values; a "
-                "padded position can be dropped with removal='presence' and a padding mask."
+                "every coalition that keeps it. Replace them by finite values, padded positions "
+                "included (e.g. zeros): the model receives every position of the inputs."
             )
     return formatted
 
