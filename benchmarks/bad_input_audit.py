@@ -123,7 +123,8 @@ case("attribution arguments", "forward_func not callable", "forward_func")(
 
 # --------------------------------------------------------------------------- inputs
 
-case("inputs", "inputs as a list", "inputs")(lambda: SII.attribute([TEXT, IMAGE], target=0))
+case("inputs", "inputs as a list of lists", "inputs")(
+    lambda: SII.attribute([TEXT.tolist(), IMAGE], target=0))
 case("inputs", "a numpy array input", "inputs")(
     lambda: SII.attribute((TEXT.numpy(), IMAGE), target=0))
 case("inputs", "batch sizes differ", "batch")(
@@ -147,8 +148,8 @@ case("baselines", "a NaN numpy scalar", "baselines[0]")(
     lambda: SII.attribute(X, target=0, baselines=np.float32("nan")))
 case("baselines", "a baseline of the wrong width", "baselines[1]")(
     lambda: SII.attribute(X, target=0, baselines=(torch.zeros(3), torch.zeros(5))))
-case("baselines", "a list of baselines", "baselines")(
-    lambda: SII.attribute(X, target=0, baselines=[0.0, 0.0]))
+case("baselines", "a list of three baselines for two inputs", "baselines")(
+    lambda: SII.attribute(X, target=0, baselines=[0.0, 0.0, 0.0]))
 case("baselines", "a complex baseline", "baselines[0]")(
     lambda: SII.attribute(X, target=0, baselines=torch.zeros(3, dtype=torch.complex64)))
 case("baselines", "baselines with presence removal", "baselines")(
@@ -163,9 +164,9 @@ case("baselines", "0.5 on integer token ids", "baselines[0]")(
 case("players", "float feature mask", "feature_mask[0]")(
     lambda: SII.attribute(X, target=0, feature_mask=(torch.zeros(1, 4, 1),
                                                      torch.ones(1, 3, 1, dtype=torch.long))))
-case("players", "negative feature-mask id", "feature_mask[1]")(
+case("players", "feature-mask id -2", "feature_mask[1]")(
     lambda: SII.attribute(X, target=0, feature_mask=(torch.arange(4).view(1, 4, 1),
-                                                     -torch.ones(1, 3, 1, dtype=torch.long))))
+                                                     -2 * torch.ones(1, 3, 1, dtype=torch.long))))
 case("players", "one mask for two inputs", "feature_mask")(
     lambda: SII.attribute(X, target=0, feature_mask=torch.arange(4).view(1, 4, 1)))
 case("players", "a player id of 10^6", "feature_mask")(
@@ -199,8 +200,14 @@ def complex_model(text: Tensor, image: Tensor) -> Tensor:
 
 case("model", "complex output", "complex")(
     lambda: ShapleyInteractionIndex(complex_model).attribute(X))
-case("model", "dict output", "forward_func")(
-    lambda: ShapleyInteractionIndex(lambda t, i: {"logits": MODEL(t, i)}).attribute(X, target=0))
+case("model", "dict output without logits", "output")(
+    lambda: ShapleyInteractionIndex(lambda t, i: {"scores": MODEL(t, i)}).attribute(X, target=0))
+case("model", "output= naming a missing key", "output")(
+    lambda: ShapleyInteractionIndex(lambda t, i: {"logits": MODEL(t, i)}).attribute(
+        X, target=0, output="logit"))
+case("model", "a 4-D image input without feature_mask", "feature_mask")(
+    lambda: ShapleyInteractionIndex(lambda t, i: t.sum((1, 2)) + i.mean((1, 2, 3))).attribute(
+        (TEXT, torch.rand(2, 3, 8, 8))))
 case("model", "output with one row too few", "forward_func")(
     lambda: ShapleyInteractionIndex(lambda t, i: MODEL(t, i)[1:]).attribute(X, target=0))
 case("model", "NaN output for some coalitions", "NaN")(

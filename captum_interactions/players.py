@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -26,34 +27,81 @@ class Players:
 
     Attributes:
         masks: one integer id tensor per input, broadcastable to that input and kept in its
-            own (small) shape so that gathers stay cheap.
-        n_players: F, the number of player ids (``max id + 1``).
+            own (small) shape so that gathers stay cheap. Positions that are not players
+            (id -1 in the user's mask) hold the id F: they are present in every coalition.
+        n_players: F, the number of player ids (``max id + 1``; -1 is not counted).
         modality: (F,) long tensor: the input index of each player, or -1 for a player that
             spans several inputs, or -2 for an id that appears nowhere.
+        fixed: whether some positions are not players (id F in ``masks``).
     """
 
     masks: tuple[Tensor, ...]
     n_players: int
     modality: Tensor
+    fixed: bool = False
+
+    def with_fixed(self, present: Tensor) -> Tensor:
+        """Coalitions (R, B, F) extended by the always-present id F when some positions are
+        not players, so that ``masks`` can index them directly: (R, B, F or F + 1)."""
+        if not self.fixed:
+            return present
+        return torch.cat([present, present.new_ones(present.shape[:-1] + (1,))], dim=-1)
 
 
-def default_feature_mask(inputs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
-    """One player per position along dim 1 of each input, ids consecutive across inputs.
+def default_feature_mask(
+    inputs: Tensor | Sequence[Tensor], *, overrides: dict[int, Tensor] | None = None
+) -> tuple[Tensor, ...]:
+    """One player per position along dim 1 of each input, ids consecutive across inputs, or
+    the mask given in ``overrides`` for some inputs (its ids shifted to follow the previous
+    inputs' players; -1 stays "not a player").
+
+    Inputs with 4 or more dims (images (B, C, H, W)) have no default: one player per position
+    along dim 1 would make each colour channel a player. Give them a mask in ``overrides``
+    (e.g. :func:`patch_grid_mask`).
 
     Args:
-        inputs: tuple of tensors shaped (B, T_m, ...).
+        inputs: tensors shaped (B, T_m, ...).
+        overrides: input index -> feature mask for that input, ids from 0.
 
     Returns:
-        tuple of long tensors shaped (1, T_m, 1, ..., 1), broadcastable to each input.
+        tuple of long tensors, broadcastable to each input: (1, T_m, 1, ..., 1) by default.
+
+    Examples::
+
+        >>> masks = default_feature_mask((text_ids, pixels), overrides={1: patch_grid_mask(
+        ...     224, 224, 16)})  # text tokens 0..T-1, then 196 patches T..T+195
     """
+    inputs = tuple(inputs) if not isinstance(inputs, Tensor) else (inputs,)
+    overrides = dict(overrides or {})
+    for m in overrides:
+        if not isinstance(m, int) or not 0 <= m < len(inputs):
+            raise ValueError(
+                f"overrides has key {m!r}; keys are input indices 0..{len(inputs) - 1}.")
     masks = []
     offset = 0
     for m, inp in enumerate(inputs):
+        if m in overrides:
+            mask = overrides[m]
+            if not isinstance(mask, Tensor) or mask.dtype.is_floating_point or mask.dtype in (
+                    torch.bool, torch.complex64, torch.complex128):
+                raise TypeError(f"overrides[{m}] must be an integer id tensor, got {mask!r}.")
+            mask = mask.to(device=inp.device, dtype=torch.long)
+            masks.append(torch.where(mask >= 0, mask + offset, mask))
+            offset += int(mask.max()) + 1 if bool((mask >= 0).any()) else 0
+            continue
         if inp.dim() < 2:
             raise ValueError(
                 f"inputs[{m}] has shape {tuple(inp.shape)}: the default players are the positions "
                 "along dim 1, so each input needs shape (B, T, ...). Pass `feature_mask` "
                 "(see captum_interactions.patch_grid_mask / group_mask) for other inputs."
+            )
+        if inp.dim() >= 4:
+            raise ValueError(
+                f"inputs[{m}] has shape {tuple(inp.shape)}, an image-like input: by default each "
+                "position along dim 1 (each colour channel) would be a player. Give it players, "
+                f"e.g. feature_mask=default_feature_mask(inputs, overrides={{{m}: "
+                f"patch_grid_mask({inp.shape[-2]}, {inp.shape[-1]}, patch_size)}}) "
+                "(patch_size may be a model config with a patch_size)."
             )
         length = inp.shape[1]
         shape = (1, length) + (1,) * (inp.dim() - 2)
@@ -69,7 +117,8 @@ def resolve_players(
     if feature_mask is None:
         masks = default_feature_mask(inputs)
     else:
-        masks = feature_mask if isinstance(feature_mask, tuple) else (feature_mask,)
+        masks = tuple(feature_mask) if isinstance(feature_mask, tuple | list) else (
+            feature_mask,)
         if len(masks) != len(inputs):
             raise ValueError(
                 f"feature_mask has {len(masks)} tensor(s) but inputs has {len(inputs)}: "
@@ -93,8 +142,11 @@ def resolve_players(
                     f"feature_mask[{m}] has batch size {mask.shape[0]}; expected 1 or "
                     f"{inp.shape[0]} (the batch size of inputs[{m}])."
                 )
-            if mask.numel() and int(mask.min()) < 0:
-                raise ValueError(f"feature_mask[{m}] holds negative ids; ids must be >= 0.")
+            if mask.numel() and int(mask.min()) < -1:
+                raise ValueError(
+                    f"feature_mask[{m}] holds negative ids such as {int(mask.min())}; ids must "
+                    "be >= 0, or -1 for positions that are not players (kept as in the input)."
+                )
             # Left-pad to the input's rank so that dim 0 is always the batch dim.
             mask = mask.reshape((1,) * (inp.dim() - mask.dim()) + tuple(mask.shape))
             checked.append(mask.to(device=inp.device, dtype=torch.long))
@@ -103,13 +155,18 @@ def resolve_players(
     n_players = max(int(mask.max()) + 1 for mask in masks if mask.numel()) if masks else 0
     if n_players < 2:
         raise ValueError(f"Interactions need at least 2 players; the inputs define {n_players}.")
+    fixed = any(bool((mask < 0).any()) for mask in masks)
+    if fixed:  # -1 (not a player) becomes the virtual id F, present in every coalition
+        masks = tuple(torch.where(mask < 0, torch.full_like(mask, n_players), mask)
+                      for mask in masks)
     modality = torch.full((n_players,), -2, dtype=torch.long)
     for m, mask in enumerate(masks):
         ids = torch.unique(mask).cpu()
+        ids = ids[ids < n_players]
         seen = modality[ids]
         modality[ids] = torch.where(seen == -2, torch.full_like(seen, m), torch.full_like(seen, -1))
         modality[ids[(seen >= 0) & (seen != m)]] = -1
-    return Players(masks=masks, n_players=n_players, modality=modality)
+    return Players(masks=masks, n_players=n_players, modality=modality, fixed=fixed)
 
 
 def broadcastable(small: torch.Size, big: torch.Size) -> bool:
@@ -214,14 +271,26 @@ def group_mask(group_sizes: Sequence[int] | Tensor, *, offset: int = 0) -> Tenso
     return (ids + offset).unsqueeze(0)
 
 
+def _patch_size_of(patch_size: Any) -> Any:
+    """The patch size itself, or the one of a model config (``config.patch_size``, or
+    ``config.vision_config.patch_size`` for vision-language models)."""
+    for holder in (patch_size, getattr(patch_size, "vision_config", None)):
+        value = getattr(holder, "patch_size", None)
+        if value is not None:
+            return tuple(value) if isinstance(value, list | tuple) else value
+    return patch_size
+
+
 def patch_grid_mask(
-    height: int, width: int, patch_size: int | tuple[int, int], *, offset: int = 0
+    height: int, width: int, patch_size: int | tuple[int, int] | Any, *, offset: int = 0
 ) -> Tensor:
     """A feature mask for images (B, C, H, W): one player per square patch, row-major.
 
     Args:
         height, width: image size in pixels; both must be divisible by the patch size.
-        patch_size: patch side, or (patch height, patch width).
+        patch_size: patch side, (patch height, patch width), or a model config that has a
+            ``patch_size`` (ViT) or a ``vision_config`` with one (CLIP, SigLIP): the players
+            are then the model's own patches.
         offset: first player id.
 
     Returns:
@@ -236,6 +305,7 @@ def patch_grid_mask(
                 [2, 2, 3, 3]])
     """
     height, width = check_positive_int("height", height), check_positive_int("width", width)
+    patch_size = _patch_size_of(patch_size)
     if isinstance(patch_size, tuple) and len(patch_size) == 2:
         ph = check_positive_int("patch_size[0]", patch_size[0])
         pw = check_positive_int("patch_size[1]", patch_size[1])

@@ -28,11 +28,14 @@ from captum_interactions.modes import RemovalMode
 from captum_interactions.players import Players, broadcastable
 from captum_interactions.validation import is_number
 
-BaselineInput = None | int | float | Tensor | tuple[int | float | Tensor, ...]
+BaselineInput = (None | int | float | Tensor | tuple[int | float | Tensor, ...]
+                 | list[int | float | Tensor])
 
 
 def presence_of_input(mask: Tensor, present: Tensor) -> Tensor:
-    """Expand coalitions (R, B, F) to one input's mask shape: (R, B, *mask.shape[1:])."""
+    """Expand coalitions (R, B, F') to one input's mask shape: (R, B, *mask.shape[1:]).
+
+    ``present`` must cover every id of ``mask`` (see :meth:`Players.with_fixed`)."""
     n_rows, batch, _ = present.shape
     ids = mask.expand((batch,) + tuple(mask.shape[1:])).reshape(batch, -1)
     gathered = present.gather(2, ids.unsqueeze(0).expand(n_rows, -1, -1))
@@ -67,6 +70,8 @@ class BaselineRemoval:
         baselines = self.baselines
         if baselines is None:
             baselines = 0.0
+        if isinstance(baselines, list):
+            baselines = tuple(baselines)  # a list works like a tuple: one entry per input
         if not isinstance(baselines, tuple):
             baselines = (baselines,) * len(inputs)
         if len(baselines) != len(inputs):
@@ -83,6 +88,7 @@ class BaselineRemoval:
         self, inputs: tuple[Tensor, ...], players: Players, present: Tensor
     ) -> tuple[tuple[Tensor, ...], dict[str, Any]]:
         n_rows = present.shape[0]
+        present = players.with_fixed(present)
         out = []
         for inp, mask, base in zip(inputs, players.masks, self._formatted, strict=False):
             keep = presence_of_input(mask, present)
@@ -166,6 +172,7 @@ class PresenceMaskRemoval:
             )
             for inp in inputs
         )
+        present = players.with_fixed(present)
         presence = tuple(
             presence_of_input(mask, present).reshape(n_rows * batch, -1)
             for mask in self._token_masks

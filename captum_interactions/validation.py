@@ -179,10 +179,10 @@ def is_number(value: object) -> bool:
     return not isinstance(value, bool) and isinstance(value, numbers.Real)
 
 
-def format_inputs(inputs: Tensor | tuple[Tensor, ...]) -> tuple[Tensor, ...]:
-    """Captum's tensor-or-tuple convention, validated: always a non-empty tuple of tensors
-    that share the batch size (> 0) and the device."""
-    formatted = inputs if isinstance(inputs, tuple) else (inputs,)
+def format_inputs(inputs: Tensor | tuple[Tensor, ...] | list[Tensor]) -> tuple[Tensor, ...]:
+    """Captum's tensor-or-tuple convention (a list works like a tuple), validated: always a
+    non-empty tuple of tensors that share the batch size (> 0) and the device."""
+    formatted = tuple(inputs) if isinstance(inputs, tuple | list) else (inputs,)
     if not formatted:
         raise ValueError("inputs is an empty tuple; pass at least one tensor.")
     for m, inp in enumerate(formatted):

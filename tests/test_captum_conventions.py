@@ -281,7 +281,8 @@ def test_single_non_tuple_additional_forward_arg():
 @pytest.mark.parametrize("cls", BOTH)
 def test_grouping_mask_equals_a_model_with_grouped_input(cls):
     """Text tokens {0, 2} and {1, 3} are two players; the oracle model receives the text
-    already grouped as (B, 2, 2, H) and sees one player per group by default."""
+    already grouped as (B, 2, 2, H) with one player per group (a 4-D input has no default
+    players, so its mask is explicit)."""
     model = TwoTower()
     text, image = make_inputs(batch=2, n_text=4, n_image=2)
     order = torch.tensor([0, 2, 1, 3])
@@ -295,8 +296,9 @@ def test_grouping_mask_equals_a_model_with_grouped_input(cls):
         return model(grouped.reshape(-1, 4, HIDDEN)[:, inverse], i)
 
     grouped = text[:, order].reshape(2, 2, 2, HIDDEN)
+    per_group = (torch.arange(2).view(1, 2, 1, 1), torch.tensor([2, 3]).view(1, 2, 1))
     oracle = cls(grouped_model).attribute((grouped, image), method="exact", target=2,
-                                          pairs="all")
+                                          pairs="all", feature_mask=per_group)
     assert values.shape == (2, 4, 4)
     torch.testing.assert_close(values, oracle, rtol=1e-10, atol=1e-12)
     assert values.abs().sum() > 0

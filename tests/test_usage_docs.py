@@ -33,3 +33,6 @@ def test_usage_examples_run() -> None:
     assert isinstance(v, torch.Tensor) and v.shape == (2, 1)
     values = namespace["values"]
     assert values.max_order == 2 and values.n_players == 14  # shapiq InteractionValues
+    clip_sii, vilt_sii = namespace["clip_sii"], namespace["vilt_sii"]
+    assert isinstance(clip_sii, torch.Tensor) and clip_sii.shape == (2, 7, 7)
+    assert isinstance(vilt_sii, torch.Tensor) and vilt_sii.shape == (2, 7, 7)

@@ -11,7 +11,7 @@ from captum.attr._utils.attribution import PerturbationAttribution
 from torch import Tensor
 
 from captum_interactions.modes import RemovalMode
-from captum_interactions.perturbation.game import ModelGame, model_game
+from captum_interactions.perturbation.game import ModelGame, OutputSelector, model_game
 from captum_interactions.perturbation.target import TargetType
 from captum_interactions.players import PairsType
 from captum_interactions.removal import BaselineInput, RemovalOperator
@@ -27,7 +27,7 @@ class PairAttribution(PerturbationAttribution):
 
     def _game(
         self,
-        inputs: Tensor | tuple[Tensor, ...],
+        inputs: Tensor | tuple[Tensor, ...] | list[Tensor],
         *,
         baselines: BaselineInput,
         target: TargetType,
@@ -37,13 +37,14 @@ class PairAttribution(PerturbationAttribution):
         removal: RemovalMode | RemovalOperator,
         perturbations_per_eval: int,
         show_progress: bool,
+        output: OutputSelector,
     ) -> ModelGame:
         """The game of ``forward_func`` on ``inputs`` (every argument validated)."""
         return model_game(
             self.forward_func, inputs, baselines=baselines, target=target,
             additional_forward_args=additional_forward_args, feature_mask=feature_mask,
             pairs=pairs, removal=removal, perturbations_per_eval=perturbations_per_eval,
-            show_progress=show_progress,
+            show_progress=show_progress, output=output,
         )
 
 

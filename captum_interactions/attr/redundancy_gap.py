@@ -22,7 +22,7 @@ from captum_interactions.estimators.redundancy import (
 )
 from captum_interactions.estimators.sii_sampling import estimate_sii
 from captum_interactions.modes import Context, Method, RemovalMode
-from captum_interactions.perturbation.game import ModelGame
+from captum_interactions.perturbation.game import ModelGame, OutputSelector
 from captum_interactions.perturbation.target import TargetType
 from captum_interactions.players import PairsType
 from captum_interactions.removal import BaselineInput, RemovalOperator
@@ -75,7 +75,7 @@ class RedundancyGap(PairAttribution):
     @overload
     def attribute(
         self,
-        inputs: Tensor | tuple[Tensor, ...],
+        inputs: Tensor | tuple[Tensor, ...] | list[Tensor],
         baselines: BaselineInput = ...,
         target: TargetType = ...,
         additional_forward_args: Any = ...,
@@ -91,6 +91,7 @@ class RedundancyGap(PairAttribution):
         sii_n_samples: int | None = ...,
         method: Method = ...,
         removal: RemovalMode | RemovalOperator = ...,
+        output: OutputSelector = ...,
         return_stderr: Literal[False] = ...,
         seed: int = ...,
     ) -> Tensor: ...
@@ -98,7 +99,7 @@ class RedundancyGap(PairAttribution):
     @overload
     def attribute(
         self,
-        inputs: Tensor | tuple[Tensor, ...],
+        inputs: Tensor | tuple[Tensor, ...] | list[Tensor],
         baselines: BaselineInput = ...,
         target: TargetType = ...,
         additional_forward_args: Any = ...,
@@ -114,6 +115,7 @@ class RedundancyGap(PairAttribution):
         sii_n_samples: int | None = ...,
         method: Method = ...,
         removal: RemovalMode | RemovalOperator = ...,
+        output: OutputSelector = ...,
         return_stderr: Literal[True],
         seed: int = ...,
     ) -> tuple[Tensor, Tensor]: ...
@@ -121,7 +123,7 @@ class RedundancyGap(PairAttribution):
     @overload
     def attribute(
         self,
-        inputs: Tensor | tuple[Tensor, ...],
+        inputs: Tensor | tuple[Tensor, ...] | list[Tensor],
         baselines: BaselineInput = ...,
         target: TargetType = ...,
         additional_forward_args: Any = ...,
@@ -137,6 +139,7 @@ class RedundancyGap(PairAttribution):
         sii_n_samples: int | None = ...,
         method: Method = ...,
         removal: RemovalMode | RemovalOperator = ...,
+        output: OutputSelector = ...,
         return_stderr: bool,
         seed: int = ...,
     ) -> Tensor | tuple[Tensor, Tensor]: ...
@@ -144,7 +147,7 @@ class RedundancyGap(PairAttribution):
     @log_usage()
     def attribute(
         self,
-        inputs: Tensor | tuple[Tensor, ...],
+        inputs: Tensor | tuple[Tensor, ...] | list[Tensor],
         baselines: BaselineInput = None,
         target: TargetType = None,
         additional_forward_args: Any = None,
@@ -160,6 +163,7 @@ class RedundancyGap(PairAttribution):
         sii_n_samples: int | None = None,
         method: Method = "sampling",
         removal: RemovalMode | RemovalOperator = "baseline",
+        output: OutputSelector = None,
         return_stderr: bool = False,
         seed: int = 0,
     ) -> Tensor | tuple[Tensor, Tensor]:
@@ -167,7 +171,7 @@ class RedundancyGap(PairAttribution):
 
         Args:
             inputs, baselines, target, additional_forward_args, feature_mask, pairs,
-            removal, show_progress, perturbations_per_eval, seed: as in
+            removal, output, show_progress, perturbations_per_eval, seed: as in
                 :meth:`ShapleyInteractionIndex.attribute`.
             n_samples (int, optional): model rows per example for RG; never exceeded. With
                 ``context="sampled"`` each pair gets ``n_samples // (4 P)`` quartets (at least
@@ -204,7 +208,7 @@ class RedundancyGap(PairAttribution):
             inputs, baselines=baselines, target=target,
             additional_forward_args=additional_forward_args, feature_mask=feature_mask,
             pairs=pairs, removal=removal, perturbations_per_eval=perturbations_per_eval,
-            show_progress=show_progress,
+            show_progress=show_progress, output=output,
         ) as game:
             # Every check that needs only the number of pairs runs before the candidate SII
             # pass and before any forward call.

@@ -10,6 +10,7 @@ from captum_interactions.attr._pair_attribution import PairAttribution, symmetri
 from captum_interactions.estimators.exact import exact_sii
 from captum_interactions.estimators.sii_sampling import estimate_sii
 from captum_interactions.modes import ControlVariate, Method, RemovalMode
+from captum_interactions.perturbation.game import OutputSelector
 from captum_interactions.perturbation.target import TargetType
 from captum_interactions.players import PairsType
 from captum_interactions.removal import BaselineInput, RemovalOperator
@@ -62,7 +63,7 @@ class ShapleyInteractionIndex(PairAttribution):
     @overload
     def attribute(
         self,
-        inputs: Tensor | tuple[Tensor, ...],
+        inputs: Tensor | tuple[Tensor, ...] | list[Tensor],
         baselines: BaselineInput = ...,
         target: TargetType = ...,
         additional_forward_args: Any = ...,
@@ -74,6 +75,7 @@ class ShapleyInteractionIndex(PairAttribution):
         pairs: PairsType = ...,
         method: Method = ...,
         removal: RemovalMode | RemovalOperator = ...,
+        output: OutputSelector = ...,
         return_stderr: Literal[False] = ...,
         seed: int = ...,
         control_variate: ControlVariate = ...,
@@ -83,7 +85,7 @@ class ShapleyInteractionIndex(PairAttribution):
     @overload
     def attribute(
         self,
-        inputs: Tensor | tuple[Tensor, ...],
+        inputs: Tensor | tuple[Tensor, ...] | list[Tensor],
         baselines: BaselineInput = ...,
         target: TargetType = ...,
         additional_forward_args: Any = ...,
@@ -95,6 +97,7 @@ class ShapleyInteractionIndex(PairAttribution):
         pairs: PairsType = ...,
         method: Method = ...,
         removal: RemovalMode | RemovalOperator = ...,
+        output: OutputSelector = ...,
         return_stderr: Literal[True],
         seed: int = ...,
         control_variate: ControlVariate = ...,
@@ -104,7 +107,7 @@ class ShapleyInteractionIndex(PairAttribution):
     @overload
     def attribute(
         self,
-        inputs: Tensor | tuple[Tensor, ...],
+        inputs: Tensor | tuple[Tensor, ...] | list[Tensor],
         baselines: BaselineInput = ...,
         target: TargetType = ...,
         additional_forward_args: Any = ...,
@@ -116,6 +119,7 @@ class ShapleyInteractionIndex(PairAttribution):
         pairs: PairsType = ...,
         method: Method = ...,
         removal: RemovalMode | RemovalOperator = ...,
+        output: OutputSelector = ...,
         return_stderr: bool,
         seed: int = ...,
         control_variate: ControlVariate = ...,
@@ -125,7 +129,7 @@ class ShapleyInteractionIndex(PairAttribution):
     @log_usage()
     def attribute(
         self,
-        inputs: Tensor | tuple[Tensor, ...],
+        inputs: Tensor | tuple[Tensor, ...] | list[Tensor],
         baselines: BaselineInput = None,
         target: TargetType = None,
         additional_forward_args: Any = None,
@@ -137,6 +141,7 @@ class ShapleyInteractionIndex(PairAttribution):
         pairs: PairsType = "cross",
         method: Method = "sampling",
         removal: RemovalMode | RemovalOperator = "baseline",
+        output: OutputSelector = None,
         return_stderr: bool = False,
         seed: int = 0,
         control_variate: ControlVariate = "auto",
@@ -177,6 +182,10 @@ class ShapleyInteractionIndex(PairAttribution):
                 calls ``forward_func(..., presence=(p_1, ..., p_M))`` with one boolean tensor
                 (rows, T_m) per input, True where the token is present (the model drops the
                 others, e.g. as attention key-padding). Default: ``"baseline"``.
+            output (str or callable, optional): what to explain in the forward output: a key
+                or attribute (``"logits_per_image"``) or a function of the output. Default: a
+                tensor as is, ``logits`` of a dict or Hugging Face ``ModelOutput``, the first
+                entry of a tuple.
             return_stderr (bool, optional): also return standard errors. Default: False.
             seed (int, optional): seed of the coalition sampler. Default: 0.
             control_variate (str, optional): ``"auto"`` (default), ``"quadratic"``,
@@ -202,7 +211,7 @@ class ShapleyInteractionIndex(PairAttribution):
             inputs, baselines=baselines, target=target,
             additional_forward_args=additional_forward_args, feature_mask=feature_mask,
             pairs=pairs, removal=removal, perturbations_per_eval=perturbations_per_eval,
-            show_progress=show_progress,
+            show_progress=show_progress, output=output,
         ) as game:
             if method == "exact":
                 estimate = exact_sii(game)

@@ -24,7 +24,11 @@ from captum_interactions.metrics.paired_test import (
     zero_tolerance,
 )
 from captum_interactions.modes import Alternative, PairedTest, RemovalMode
-from captum_interactions.perturbation.game import DEFAULT_MAX_ROWS_PER_EVAL, model_game
+from captum_interactions.perturbation.game import (
+    DEFAULT_MAX_ROWS_PER_EVAL,
+    OutputSelector,
+    model_game,
+)
 from captum_interactions.perturbation.target import TargetType
 from captum_interactions.players import PairsType
 from captum_interactions.removal import BaselineInput, RemovalOperator
@@ -193,7 +197,7 @@ class PairMaskingFaithfulness:
     @log_usage()
     def evaluate(
         self,
-        inputs: Tensor | tuple[Tensor, ...],
+        inputs: Tensor | tuple[Tensor, ...] | list[Tensor],
         scores: Tensor,
         *,
         budgets: Sequence[int | float] | int | float = (1, 2, 4, 8, 16),
@@ -204,6 +208,7 @@ class PairMaskingFaithfulness:
         feature_mask: Tensor | tuple[Tensor, ...] | None = None,
         pairs: PairsType = "cross",
         removal: RemovalMode | RemovalOperator = "baseline",
+        output: OutputSelector = None,
         descending: bool = True,
         alternative: Alternative = "greater",
         test: PairedTest = "exchange",
@@ -236,6 +241,8 @@ class PairMaskingFaithfulness:
                 a (P, 2) tensor; must match the scores. Default: ``"cross"``.
             removal (str or RemovalOperator, optional): ``"baseline"`` or ``"presence"``,
                 as in :meth:`ShapleyInteractionIndex.attribute`. Default: ``"baseline"``.
+            output (str or callable, optional): what to score in the forward output, as in
+                :meth:`ShapleyInteractionIndex.attribute`. Default: a tensor, or ``logits``.
             descending (bool, optional): remove the highest scores first. Default: True.
             alternative (str, optional): alternative hypothesis of the paired test:
                 ``"greater"`` (ranked drops exceed random drops), ``"two-sided"`` or
@@ -267,7 +274,7 @@ class PairMaskingFaithfulness:
             self.forward_func, inputs, baselines=baselines, target=target,
             additional_forward_args=additional_forward_args, feature_mask=feature_mask,
             pairs=pairs, removal=removal, max_rows_per_eval=max_rows_per_eval,
-            show_progress=show_progress,
+            show_progress=show_progress, output=output,
         )
         batch, n_players, device = game.n_examples, game.n_players, game.device
         pair_index = game.pair_index

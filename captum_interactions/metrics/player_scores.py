@@ -34,11 +34,12 @@ def reduce_to_players(
     if input_shaped:
         for m, part in enumerate(parts):
             check_finite("attributions" if len(parts) == 1 else f"attributions[{m}]", part)
-        out = torch.zeros(batch, n_players, dtype=torch.float64, device=device)
+        # Column F collects the positions that are not players, and is dropped.
+        out = torch.zeros(batch, n_players + 1, dtype=torch.float64, device=device)
         for part, mask in zip(parts, players.masks, strict=True):
             ids = mask.expand(part.shape).reshape(batch, -1)
             out.scatter_add_(1, ids, part.detach().to(device, torch.float64).reshape(batch, -1))
-        return out
+        return out[:, :n_players]
     if len(parts) == 1 and tuple(parts[0].shape) == (batch, n_players):
         check_finite("attributions", parts[0])
         return parts[0].detach().to(device, torch.float64)
@@ -52,7 +53,7 @@ def reduce_to_players(
 
 
 def player_attributions(
-    inputs: Tensor | tuple[Tensor, ...],
+    inputs: Tensor | tuple[Tensor, ...] | list[Tensor],
     attributions: AttributionsType,
     feature_mask: Tensor | tuple[Tensor, ...] | None = None,
 ) -> Tensor:
@@ -81,7 +82,7 @@ def player_attributions(
 
 
 def requested_pair_mask(
-    inputs: Tensor | tuple[Tensor, ...],
+    inputs: Tensor | tuple[Tensor, ...] | list[Tensor],
     pairs: PairsType = "cross",
     feature_mask: Tensor | tuple[Tensor, ...] | None = None,
 ) -> Tensor:

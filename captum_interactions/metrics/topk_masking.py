@@ -17,7 +17,11 @@ from captum_interactions.metrics._ranking import (
 )
 from captum_interactions.metrics.player_scores import AttributionsType, reduce_to_players
 from captum_interactions.modes import RemovalMode, TopKScope
-from captum_interactions.perturbation.game import DEFAULT_MAX_ROWS_PER_EVAL, model_game
+from captum_interactions.perturbation.game import (
+    DEFAULT_MAX_ROWS_PER_EVAL,
+    OutputSelector,
+    model_game,
+)
 from captum_interactions.perturbation.target import TargetType
 from captum_interactions.players import Players, require_single_modality
 from captum_interactions.removal import BaselineInput, RemovalOperator
@@ -163,7 +167,7 @@ def _protected_mask(protected: Any, n_players: int, device: torch.device) -> Ten
 @log_usage()
 def topk_masking(
     forward_func: Callable[..., Any],
-    inputs: Tensor | tuple[Tensor, ...],
+    inputs: Tensor | tuple[Tensor, ...] | list[Tensor],
     attributions: AttributionsType,
     *,
     ks: Sequence[float] | float = (5, 10, 15, 20, 25),
@@ -173,6 +177,7 @@ def topk_masking(
     additional_forward_args: Any = None,
     feature_mask: Tensor | tuple[Tensor, ...] | None = None,
     removal: RemovalMode | RemovalOperator = "baseline",
+    output: OutputSelector = None,
     protected: Sequence[int] | Tensor | None = None,
     use_abs: bool = False,
     n_random: int = 10,
@@ -207,7 +212,7 @@ def topk_masking(
             Default: (5, 10, 15, 20, 25).
         per (str, optional): ``"modality"`` (the top K% of each input's players) or
             ``"global"``. Default: ``"modality"``.
-        target, baselines, additional_forward_args, feature_mask, removal: as in
+        target, baselines, additional_forward_args, feature_mask, removal, output: as in
             :meth:`PairMaskingFaithfulness.evaluate`.
         protected (sequence of int or Tensor, optional): player ids that are never removed
             (e.g. a CLS token); they count in no group. Default: none.
@@ -240,6 +245,7 @@ def topk_masking(
         forward_func, inputs, baselines=baselines, target=target,
         additional_forward_args=additional_forward_args, feature_mask=feature_mask,
         removal=removal, max_rows_per_eval=max_rows_per_eval, show_progress=show_progress,
+        output=output,
     )
     batch, n_players, device = game.n_examples, game.n_players, game.device
     scores = reduce_to_players(game.inputs, game.players, attributions)

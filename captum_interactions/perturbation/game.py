@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import inspect
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
@@ -31,10 +31,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from captum._utils.common import (
-    _expand_additional_forward_args,
-    _format_additional_forward_args,
-)
+from captum._utils.common import _format_additional_forward_args
 from torch import Tensor
 from tqdm.auto import tqdm
 
@@ -62,6 +59,46 @@ DEFAULT_MAX_ROWS_PER_EVAL = 4096
 #: ``coalitions(start, stop)`` returns the coalitions of units start..stop-1: (rows, F) bool
 #: shared by every example, or (rows, B, F) bool per example.
 CoalitionSource = Callable[[int, int], Tensor]
+#: Which part of the forward output is scored: a key (or attribute) name, or a function of the
+#: output; None takes a tensor as is, ``logits`` of a mapping / ModelOutput, or the first entry
+#: of a tuple.
+OutputSelector = str | Callable[[Any], Tensor] | None
+
+
+def select_output(output: Any, selector: OutputSelector) -> Tensor:
+    """The tensor to score in a forward output (see :data:`OutputSelector`)."""
+    if callable(selector):
+        picked = selector(output)
+        if not isinstance(picked, Tensor):
+            raise TypeError(f"output= returned {type(picked).__name__}, not a tensor.")
+        return picked
+    if isinstance(selector, str):
+        if isinstance(output, Mapping) and selector in output:
+            picked = output[selector]
+        elif not isinstance(output, Mapping) and hasattr(output, selector):
+            picked = getattr(output, selector)
+        else:
+            keys = list(output.keys()) if isinstance(output, Mapping) else type(output).__name__
+            raise ValueError(f"output={selector!r} is not in the forward output ({keys}).")
+        if not isinstance(picked, Tensor):
+            raise TypeError(f"output={selector!r} selects {type(picked).__name__}, not a tensor.")
+        return picked
+    if isinstance(output, Tensor):
+        return output
+    if isinstance(output, Mapping):  # dicts and Hugging Face ModelOutputs
+        if isinstance(output.get("logits"), Tensor):
+            return output["logits"]
+        raise TypeError(
+            f"forward_func returned a mapping without 'logits' (keys {list(output.keys())}): "
+            "pass output='<key>' or output=callable to say which tensor to explain."
+        )
+    if isinstance(output, tuple | list) and output and isinstance(output[0], Tensor):
+        return output[0]
+    raise TypeError(
+        f"forward_func must return a tensor (or a ModelOutput / dict with 'logits', or a tuple "
+        f"whose first entry is a tensor), got {type(output).__name__}: pass output= to select "
+        "one."
+    )
 
 
 @dataclass(frozen=True)
@@ -112,6 +149,7 @@ class ModelGame:
         chunk_size: int,
         requested: Tensor | None = None,
         show_progress: bool = False,
+        output: OutputSelector = None,
     ) -> None:
         self.forward_func = forward_func
         self.inputs = inputs
@@ -122,6 +160,7 @@ class ModelGame:
         self._chunk_size = chunk_size
         self._requested = requested
         self._show_progress = show_progress
+        self._output = output
         self._output_dtype: torch.dtype | None = None
         self._first_dtype: torch.dtype | None = None
         # Running range of the values of each example: a game whose values never move is
@@ -303,13 +342,10 @@ class ModelGame:
     def _forward(self, present: Tensor) -> Tensor:
         n_rows = present.shape[0]
         batch, kwargs = self._removal.perturb(self.inputs, self.players, present)
-        extra = _expand_additional_forward_args(self._extra_args, n_rows)
+        extra = expand_extra_args(self._extra_args, n_rows)
         with torch.no_grad():
-            output = self.forward_func(*batch, *(extra or ()), **kwargs)
-        if not isinstance(output, Tensor):
-            raise TypeError(
-                f"forward_func must return a tensor, got {type(output).__name__}."
-            )
+            output = select_output(self.forward_func(*batch, *(extra or ()), **kwargs),
+                                   self._output)
         if output.dtype.is_complex:
             raise TypeError(
                 f"forward_func returned complex values ({output.dtype}): v(S) must be real. "
@@ -375,7 +411,7 @@ class ShapiqGame:
 
 def model_game(
     forward_func: Callable[..., Any],
-    inputs: Tensor | tuple[Tensor, ...],
+    inputs: Tensor | tuple[Tensor, ...] | list[Tensor],
     *,
     baselines: BaselineInput = None,
     target: TargetType = None,
@@ -386,6 +422,7 @@ def model_game(
     perturbations_per_eval: int | None = None,
     max_rows_per_eval: int | None = None,
     show_progress: bool = False,
+    output: OutputSelector = None,
 ) -> ModelGame:
     r"""Build the game of a model on a batch of inputs: the one place where inputs, players,
     pairs, removal and target are checked and put together.
@@ -406,6 +443,10 @@ def model_game(
         max_rows_per_eval (int, optional): rows in one forward call instead (at least B);
             give at most one of the two bounds. Default: 256 coalitions per example.
         show_progress (bool, optional): show a progress bar per budget. Default: False.
+        output (str or callable, optional): what to score in the forward output: a key or
+            attribute name (``"logits_per_image"``) or a function of the output. Default: the
+            output itself if it is a tensor, its ``logits`` if it is a mapping or a Hugging
+            Face ``ModelOutput``, its first entry if it is a tuple.
 
     Returns:
         :class:`ModelGame`.
@@ -434,24 +475,45 @@ def model_game(
         _check_accepts_keyword(forward_func, operator.keyword)
     selector = TargetSelector(target, batch)
     _check_extra_args(additional_forward_args, batch)
+    if output is not None and not (callable(output) or isinstance(output, str)):
+        raise TypeError(f"output must be a key name, a callable or None, got {output!r}.")
     return ModelGame(
         forward_func, formatted, players, operator, selector, additional_forward_args,
-        chunk_size=chunk_size, requested=requested, show_progress=show_progress,
+        chunk_size=chunk_size, requested=requested, show_progress=show_progress, output=output,
     )
 
 
+def expand_extra_args(extra: tuple[Any, ...] | None, n_rows: int) -> tuple[Any, ...] | None:
+    """Additional forward arguments for ``n_rows`` coalitions of the batch: every tensor with a
+    batch dim is repeated ``n_rows`` times along dim 0 (Captum semantics), tensors inside a
+    dict too (e.g. ``{"attention_mask": mask}``); other values are passed as they are."""
+    if extra is None:
+        return None
+
+    def expand(value: Any) -> Any:
+        if isinstance(value, Tensor) and value.dim() > 0:
+            return torch.cat([value] * n_rows, dim=0)
+        return value
+
+    return tuple({k: expand(v) for k, v in arg.items()} if isinstance(arg, dict) else expand(arg)
+                 for arg in extra)
+
+
 def _check_extra_args(additional_forward_args: Any, batch: int) -> None:
-    """Tensors among the additional forward arguments are repeated once per coalition along
-    dim 0 (Captum semantics), so each must be per example: batch size B (or a 0-dim scalar)."""
+    """Tensors among the additional forward arguments (and in dicts there) are repeated once
+    per coalition along dim 0, so each must be per example: batch size B (or 0-dim)."""
     extra = _format_additional_forward_args(additional_forward_args) or ()
     for k, arg in enumerate(extra):
-        if isinstance(arg, Tensor) and arg.dim() > 0 and arg.shape[0] != batch:
-            raise ValueError(
-                f"additional_forward_args[{k}] has shape {tuple(arg.shape)}: a tensor there is "
-                f"repeated for every coalition along dim 0, so it needs the batch size {batch} "
-                "of the inputs. Pass per-example tensors, or bind other values in the forward "
-                "function (e.g. functools.partial)."
-            )
+        named = ([(f"additional_forward_args[{k}][{key!r}]", v) for key, v in arg.items()]
+                 if isinstance(arg, dict) else [(f"additional_forward_args[{k}]", arg)])
+        for name, value in named:
+            if isinstance(value, Tensor) and value.dim() > 0 and value.shape[0] != batch:
+                raise ValueError(
+                    f"{name} has shape {tuple(value.shape)}: a tensor there is repeated for "
+                    f"every coalition along dim 0, so it needs the batch size {batch} of the "
+                    "inputs. Pass per-example tensors, or bind other values in the forward "
+                    "function (e.g. functools.partial)."
+                )
 
 
 def _check_model_device(forward_func: Callable[..., Any], device: torch.device) -> None:
