@@ -176,16 +176,16 @@ def _evaluate(args: argparse.Namespace, config: Any, model: Any, split: Any,
                 print(res.summary(f"{rec.method} pair masking"))
     if args.faithfulness:
         index = list(range(min(args.n_faithfulness, len(split))))
-        res = sii_pair_masking(model, split.subset(index).data, config.task,
-                               n_samples=args.n_samples, seed=args.seed)
+        res = sii_pair_masking(model, split.subset(index).data, n_samples=args.n_samples,
+                               seed=args.seed)
         print(res.summary(f"SII pair masking ({len(index)} examples)"))
     return 0
 
 
-def _explain(args: argparse.Namespace, config: Any, model: Any, split: Any) -> int:
+def _explain(args: argparse.Namespace, model: Any, split: Any) -> int:
     from fl_i2moe_layer.experiments.explanations import explain_examples
 
-    summaries = explain_examples(config, model, split, args.index, args.out,
+    summaries = explain_examples(model, split, args.index, args.out,
                                  n_samples=args.n_samples, seed=args.seed)
     for s in summaries:
         print(f"example {s['index']} (id {s['id']}): target {s['target']} "
@@ -221,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "evaluate":
         return _evaluate(args, config, model, split, split_name)
-    return _explain(args, config, model, split)
+    return _explain(args, model, split)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,6 +17,7 @@ import os
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -45,26 +46,32 @@ def tensor_digest(tensors: dict[str, Tensor]) -> str:
     return digest.hexdigest()
 
 
-def atomic_save_file(tensors: dict[str, Tensor], path: str | os.PathLike[str],
-                     metadata: dict[str, str]) -> Path:
-    """Write ``tensors`` and ``metadata`` (plus their digest) as safetensors to ``path``."""
-    from safetensors.torch import save_file
-
+def _atomic_write(path: str | os.PathLike[str], write: Callable[[str], object]) -> Path:
+    """Run ``write(temporary_path)``, then rename the temporary file over ``path``; leftovers
+    of earlier killed writes next to ``path`` are removed first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    meta = {**metadata, DIGEST_KEY: tensor_digest(tensors)}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.",
                                suffix=".tmp")
     os.close(fd)
     try:
-        save_file(tensors, tmp, metadata=meta)
+        write(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
+
+
+def atomic_save_file(tensors: dict[str, Tensor], path: str | os.PathLike[str],
+                     metadata: dict[str, str]) -> Path:
+    """Write ``tensors`` and ``metadata`` (plus their digest) as safetensors to ``path``."""
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    meta = {**metadata, DIGEST_KEY: tensor_digest(tensors)}
+    return _atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
 
 
 def load_file(path: str | os.PathLike[str], *, what: str = "file",
@@ -169,15 +176,4 @@ def read_cache(path: str | os.PathLike[str], metadata: dict[str, str], *,
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     """Write a text file through a temporary file and a rename (readers see the old or the
     new content, never a mix)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.",
-                               suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return _atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))

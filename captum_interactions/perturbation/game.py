@@ -161,8 +161,7 @@ class ModelGame:
         self._requested = requested
         self._show_progress = show_progress
         self._output = output
-        self._output_dtype: torch.dtype | None = None
-        self._first_dtype: torch.dtype | None = None
+        self._first_dtype: torch.dtype | None = None  # of the first forward output
         # Running range of the values of each example: a game whose values never move is
         # flagged when the game closes (e.g. a model that ignores presence masks).
         self._low: Tensor | None = None
@@ -206,9 +205,9 @@ class ModelGame:
     def output_dtype(self) -> torch.dtype:
         """The dtype of the forward output (results are cast back to it); known once a
         forward call has run."""
-        if self._output_dtype is None:
+        if self._first_dtype is None:
             raise RuntimeError("output_dtype is known after the first evaluation of the game.")
-        return self._output_dtype
+        return self._first_dtype if self._first_dtype.is_floating_point else torch.float32
 
     # -- life cycle --------------------------------------------------------------------------
     def __enter__(self) -> ModelGame:
@@ -351,7 +350,7 @@ class ModelGame:
                 f"forward_func returned complex values ({output.dtype}): v(S) must be real. "
                 "Return the real part, the modulus or a score (e.g. with a wrapper)."
             )
-        if self._output_dtype is not None and output.dtype != self._first_dtype:
+        if self._first_dtype is not None and output.dtype != self._first_dtype:
             raise TypeError(
                 f"forward_func returned {output.dtype} after returning {self._first_dtype} in "
                 "an earlier call: its output must keep one dtype (is it switching modes?)."
@@ -363,12 +362,10 @@ class ModelGame:
                 f"rows ({n_rows} coalitions x {self.n_examples} examples): the output must have "
                 "one entry per input row along dim 0."
             )
-        if self._output_dtype is None:
+        if self._first_dtype is None:
             # The first rows are a full batch of examples: enough to check the target.
             self._target.validate(output[: self.n_examples])
             self._first_dtype = output.dtype
-            is_float = output.dtype.is_floating_point
-            self._output_dtype = output.dtype if is_float else torch.float32
         return output
 
     def _select(self, output: Tensor, present: Tensor, offset: int) -> Tensor:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from captum_interactions.metrics import PairMaskingFaithfulness, PairMaskingResult
 from fl_i2moe_layer.data.common import logger
@@ -14,16 +14,6 @@ from fl_i2moe_layer.data.planted import RULES, PlantedData
 from fl_i2moe_layer.explain import ExpertExplainer
 from fl_i2moe_layer.model.projected import ProjectedFusion
 from fl_i2moe_layer.training import FusionDataset
-
-
-def predicted_target(model: nn.Module, data: FusionDataset, task: str) -> Tensor:
-    """The class each example's explanation targets: argmax (multiclass / multilabel), 0
-    (binary: the single logit)."""
-    with torch.no_grad():
-        logits = model(data.inputs, data.masks).logits
-    if task == "binary":
-        return torch.zeros(logits.shape[0], dtype=torch.long)
-    return logits.argmax(1)
 
 
 def sampling_budget(data: FusionDataset, n_samples: int) -> int:
@@ -51,15 +41,16 @@ def pair_masking(model: ProjectedFusion, data: FusionDataset, scores: Tensor,
             additional_forward_args=tuple(data.masks), removal="presence", seed=seed)
 
 
-def sii_pair_masking(model: ProjectedFusion, data: FusionDataset, task: str, *,
+def sii_pair_masking(model: ProjectedFusion, data: FusionDataset, *,
                      n_samples: int = 256, budgets: tuple[int, ...] = (1, 2, 4, 8),
                      n_random: int = 10, seed: int = 0) -> PairMaskingResult:
-    """Rank every pair of the mixture by SII (explaining the predicted class) and compare
-    ranked with random pair removal: :func:`pair_masking` of the SII maps."""
-    target = predicted_target(model, data, task)
+    """Rank every pair of the mixture by SII (explaining the predicted class: the argmax, or
+    the single logit of a binary task) and compare ranked with random pair removal:
+    :func:`pair_masking` of the SII maps."""
     report = ExpertExplainer(model).explain(
-        data.inputs, data.masks, target=target, methods=("sii",), components=("mixture",),
+        data.inputs, data.masks, target="pred", methods=("sii",), components=("mixture",),
         n_samples=sampling_budget(data, n_samples), faithfulness=False, seed=seed)
+    target = report.target
     scores = report["mixture"].pairs("sii").float().nan_to_num(nan=-1e9, neginf=-1e9,
                                                                posinf=1e9)
     return pair_masking(model, data, scores, target, budgets=budgets, n_random=n_random,

@@ -8,17 +8,16 @@ import os
 from pathlib import Path
 from typing import Any
 
-from fl_i2moe_layer.experiments.config import RunConfig
 from fl_i2moe_layer.experiments.datasets import Split
-from fl_i2moe_layer.experiments.evaluation import predicted_target, sampling_budget
+from fl_i2moe_layer.experiments.evaluation import sampling_budget
 from fl_i2moe_layer.explain import ExpertExplainer
 from fl_i2moe_layer.model.projected import ProjectedFusion
 
 PAIR_METHODS = ("sii", "redundancy_gap")
 
 
-def explain_examples(config: RunConfig, model: ProjectedFusion, split: Split,
-                     indices: list[int], out: str | os.PathLike[str], *, n_samples: int = 256,
+def explain_examples(model: ProjectedFusion, split: Split, indices: list[int],
+                     out: str | os.PathLike[str], *, n_samples: int = 256,
                      seed: int = 0) -> list[dict[str, Any]]:
     """SII and RG maps of the mixture for the examples ``indices`` of ``split`` (explaining
     the predicted class): ``out/example{i}_{method}.png`` and ``out/explanations.json`` with
@@ -28,16 +27,15 @@ def explain_examples(config: RunConfig, model: ProjectedFusion, split: Split,
 
         >>> config, model = load_run("runs/planted")
         >>> split = load_split(config, "test")
-        >>> explain_examples(config, model, split, [0, 3], "explanations")[0]["routing"]
+        >>> explain_examples(model, split, [0, 3], "explanations")[0]["routing"]
     """
     import matplotlib.pyplot as plt
 
     sub = split.subset(indices)  # checks the indices first
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    target = predicted_target(model, sub.data, config.task)
-    report = ExpertExplainer(model).explain(
-        sub.data.inputs, sub.data.masks, target=target, methods=PAIR_METHODS,
+    report = ExpertExplainer(model).explain(  # target "pred": argmax, or the binary logit
+        sub.data.inputs, sub.data.masks, target="pred", methods=PAIR_METHODS,
         components=("mixture",), n_samples=sampling_budget(sub.data, n_samples),
         faithfulness=False, seed=seed)
     summaries = []
@@ -52,11 +50,11 @@ def explain_examples(config: RunConfig, model: ProjectedFusion, split: Split,
             plt.close(fig)
             files.append(str(path))
         label = sub.data.labels[b]
-        weights = report.weights[b].tolist() if report.weights is not None else []
+        weights = report.weights[b].tolist()
         summaries.append({"index": i, "id": sub.ids[b],
                           "label": label.tolist() if label.dim() else label.item(),
-                          "target": int(target[b]),
-                          "routing": dict(zip(report.expert_names, weights, strict=False)),
+                          "target": int(report.target[b]),
+                          "routing": dict(zip(report.expert_names, weights, strict=True)),
                           "figures": files})
     (out / "explanations.json").write_text(json.dumps(summaries, indent=2) + "\n")
     return summaries
