@@ -25,6 +25,9 @@ Surrogate = Literal["quadratic", "linear", "size", "none"]
 Alternative = Literal["greater", "two-sided", "less"]
 #: Null distribution of the pair-masking test.
 PairedTest = Literal["exchange", "wilcoxon"]
+#: How pair masking reads a change of the score: a drop (evidence for the target), a rise
+#: (evidence against it, e.g. a signed similarity that removal raises), or either.
+Direction = Literal["decrease", "increase", "absolute"]
 #: Top-K% masking selects the top players of each input, or of all players.
 TopKScope = Literal["modality", "global"]
 
@@ -32,6 +35,7 @@ __all__ = [
     "Alternative",
     "Context",
     "ControlVariate",
+    "Direction",
     "Method",
     "PairedTest",
     "PairsMode",

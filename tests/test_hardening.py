@@ -63,7 +63,7 @@ def test_an_output_dtype_that_changes_between_calls_is_refused() -> None:
 
 def test_presence_removal_needs_the_keyword_before_any_call() -> None:
     model = Counting()
-    with pytest.raises(TypeError, match=r"takes no 'presence' argument.*removal='baseline'"):
+    with pytest.raises(TypeError, match=r"takes no 'presence' argument.*by baselines"):
         ShapleyInteractionIndex(model).attribute(batch(), target=0, removal="presence")
     assert model.n_calls == 0
 

@@ -7,6 +7,8 @@
 * :func:`token_players` builds the feature mask of a tokenised text: one player per real
   token (or per word), and -1 ("not a player", kept in every coalition, no cost, exact zero)
   for padding and special tokens.
+* :func:`token_names` names those players by their text (word pieces joined), for
+  ``explain(..., player_names=...)``.
 
 Nothing here imports transformers: the functions use only the model's outputs and the
 tokenizer's tensors.
@@ -129,3 +131,65 @@ def token_players(
                                   words[:, 1:] != words[:, :-1]], dim=1)
         ids = first.long().cumsum(1) - 1
     return torch.where(keep, ids + offset, torch.full_like(ids, -1))
+
+
+#: Word-piece markers removed when pieces of one player are joined: BERT's continuation
+#: prefix, and the word-start marks of byte-level BPE (GPT-2, RoBERTa, CLIP) and SentencePiece.
+_CONTINUATION = "##"
+_WORD_START = ("\u0120", "\u2581")  # "Ġ", "▁"
+_WORD_END = "</w>"  # CLIP's BPE end-of-word mark
+
+
+def token_names(tokens: Sequence[Sequence[str]], feature_mask: Tensor) -> list[dict[int, str]]:
+    """Names of token players: per example, player id -> its text.
+
+    The pieces of one player are joined in order: BERT's ``##`` continuation prefix and the
+    word-start marks of BPE / SentencePiece vocabularies (``Ġ``, ``▁``, ``</w>``) are dropped.
+    Positions with id -1 are skipped.
+
+    Args:
+        tokens (sequence of sequences of str): per example, the token strings of every
+            position, e.g. ``[tokenizer.convert_ids_to_tokens(row) for row in input_ids]``.
+        feature_mask (Tensor): (B, T) (or (1, T)) player ids of the same positions, e.g. from
+            :func:`token_players` (with its ``offset``).
+
+    Returns:
+        *list[dict[int, str]]*, one per example, for ``explain(player_names=...)``.
+
+    Examples::
+
+        >>> token_names([["[CLS]", "play", "##ing", "cats", "[SEP]"]],
+        ...             torch.tensor([[-1, 0, 0, 1, -1]]))
+        [{0: 'playing', 1: 'cats'}]
+    """
+    if not isinstance(feature_mask, Tensor) or feature_mask.dim() != 2 or \
+            feature_mask.dtype.is_floating_point or feature_mask.dtype == torch.bool:
+        raise ValueError(f"feature_mask must be a (B, T) integer tensor, got {feature_mask!r}.")
+    if isinstance(tokens, str) or not all(
+            isinstance(row, Sequence) and not isinstance(row, str) for row in tokens):
+        raise TypeError("tokens must hold one list of token strings per example.")
+    mask = feature_mask.expand(len(tokens), -1) if feature_mask.shape[0] == 1 else feature_mask
+    if mask.shape[0] != len(tokens):
+        raise ValueError(f"tokens has {len(tokens)} examples but feature_mask has "
+                         f"{mask.shape[0]}.")
+    names = []
+    for b, row in enumerate(tokens):
+        if len(row) != mask.shape[1]:
+            raise ValueError(f"tokens[{b}] has {len(row)} tokens; feature_mask has "
+                             f"{mask.shape[1]} positions.")
+        pieces: dict[int, list[str]] = {}
+        for token, player in zip(row, mask[b].tolist(), strict=True):
+            if player >= 0:
+                pieces.setdefault(int(player), []).append(_clean_piece(str(token)))
+        names.append({p: "".join(parts) or "?" for p, parts in pieces.items()})
+    return names
+
+
+def _clean_piece(token: str) -> str:
+    if token.startswith(_CONTINUATION) and len(token) > len(_CONTINUATION):
+        token = token[len(_CONTINUATION):]
+    if token.startswith(_WORD_START):
+        token = token[1:]
+    if token.endswith(_WORD_END):
+        token = token[: -len(_WORD_END)]
+    return token

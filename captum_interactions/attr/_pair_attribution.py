@@ -3,6 +3,7 @@ layout of their results."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -10,12 +11,22 @@ import torch
 from captum.attr._utils.attribution import PerturbationAttribution
 from torch import Tensor
 
-from captum_interactions.modes import RemovalMode
+
 from captum_interactions.perturbation.game import ModelGame, OutputSelector, model_game
 from captum_interactions.perturbation.target import TargetType
-from captum_interactions.players import PairsType
-from captum_interactions.removal import BaselineInput, RemovalOperator
-from captum_interactions.validation import check_callable
+from captum_interactions.players import PairsType, pair_matrix, resolve_players
+from captum_interactions.removal import BaselineInput, RemovalSpec
+from captum_interactions.result import (
+    CONTEXT_DEFAULTS,
+    PairInteractions,
+    PlayerNames,
+    describe_players,
+)
+from captum_interactions.validation import check_callable, format_inputs
+
+#: The arguments of ``attribute`` that are not part of a result's settings.
+_NOT_SETTINGS = {"self", "inputs", "return_stderr", "sii", "show_progress",
+                 "perturbations_per_eval"}
 
 
 class PairAttribution(PerturbationAttribution):
@@ -24,6 +35,52 @@ class PairAttribution(PerturbationAttribution):
     def __init__(self, forward_func: Callable[..., Any]) -> None:
         check_callable(forward_func)
         PerturbationAttribution.__init__(self, forward_func)
+
+    #: What :meth:`explain` names its values.
+    kind = "pairs"
+
+    def explain(self, inputs: Tensor | tuple[Tensor, ...] | list[Tensor], *args: Any,
+                player_names: PlayerNames = None, **kwargs: Any) -> PairInteractions:
+        """:meth:`attribute` with standard errors, as a :class:`PairInteractions` that keeps
+        the players' names and the context of the game (baselines, mask, target, removal,
+        budget, seed): ``top_pairs(k)``, ``heatmap(...)``, ``as_tensor()``; the metrics take
+        it and reuse its context.
+
+        Args:
+            inputs, *args, **kwargs: every argument of :meth:`attribute` except
+                ``return_stderr``.
+            player_names (optional): names of some players: a mapping id -> name (or a list
+                of F names) for every example, or one per example (e.g. from
+                :func:`captum_interactions.adapters.token_names`). Players without a name
+                are described by position (``"in0[3]"``, ``"in1 patch (2, 4)"``).
+
+        Returns:
+            *PairInteractions*
+
+        Examples::
+
+            >>> result = ShapleyInteractionIndex(model).explain(
+            ...     (text, image), target=3, n_samples=2048, player_names=words)
+            >>> print(result.summary(5))
+        """
+        if "return_stderr" in kwargs:
+            raise TypeError("explain() always computes standard errors; drop return_stderr.")
+        bound = inspect.signature(self.attribute).bind(inputs, *args, **kwargs)
+        bound.apply_defaults()
+        arguments = dict(bound.arguments)
+        values, stderr = self.attribute(inputs, *args, return_stderr=True, **kwargs)
+        formatted = format_inputs(inputs)
+        players = resolve_players(formatted, arguments["feature_mask"])
+        requested = pair_matrix(players, arguments["pairs"])
+        return PairInteractions(
+            values=values, stderr=stderr, kind=self.kind,
+            player_names=describe_players(formatted, players, player_names),
+            inputs=formatted,
+            context={name: arguments[name] for name in CONTEXT_DEFAULTS},
+            settings={name: value for name, value in arguments.items()
+                      if name not in _NOT_SETTINGS and name not in CONTEXT_DEFAULTS},
+            requested=requested.to(values.device),
+        )
 
     def _game(
         self,
@@ -34,7 +91,7 @@ class PairAttribution(PerturbationAttribution):
         additional_forward_args: Any,
         feature_mask: Tensor | tuple[Tensor, ...] | None,
         pairs: PairsType,
-        removal: RemovalMode | RemovalOperator,
+        removal: RemovalSpec,
         perturbations_per_eval: int,
         show_progress: bool,
         output: OutputSelector,

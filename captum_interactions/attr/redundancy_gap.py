@@ -21,11 +21,12 @@ from captum_interactions.estimators.redundancy import (
     sampled_redundancy,
 )
 from captum_interactions.estimators.sii_sampling import estimate_sii
-from captum_interactions.modes import Context, Method, RemovalMode
+from captum_interactions.modes import Context, Method
 from captum_interactions.perturbation.game import ModelGame, OutputSelector
 from captum_interactions.perturbation.target import TargetType
 from captum_interactions.players import PairsType
-from captum_interactions.removal import BaselineInput, RemovalOperator
+from captum_interactions.removal import BaselineInput, RemovalSpec
+from captum_interactions.result import PairInteractions
 from captum_interactions.usage_log import log_usage
 from captum_interactions.validation import (
     check_bool,
@@ -72,6 +73,8 @@ class RedundancyGap(PairAttribution):
         >>> values = rg.attribute((text, image), target=3, candidates=16, sii=sii)
     """
 
+    kind = "RG"
+
     @overload
     def attribute(
         self,
@@ -87,10 +90,10 @@ class RedundancyGap(PairAttribution):
         pairs: PairsType = ...,
         context: Context = ...,
         candidates: int | None = ...,
-        sii: Tensor | None = ...,
+        sii: Tensor | PairInteractions | None = ...,
         sii_n_samples: int | None = ...,
         method: Method = ...,
-        removal: RemovalMode | RemovalOperator = ...,
+        removal: RemovalSpec = ...,
         output: OutputSelector = ...,
         return_stderr: Literal[False] = ...,
         seed: int = ...,
@@ -111,10 +114,10 @@ class RedundancyGap(PairAttribution):
         pairs: PairsType = ...,
         context: Context = ...,
         candidates: int | None = ...,
-        sii: Tensor | None = ...,
+        sii: Tensor | PairInteractions | None = ...,
         sii_n_samples: int | None = ...,
         method: Method = ...,
-        removal: RemovalMode | RemovalOperator = ...,
+        removal: RemovalSpec = ...,
         output: OutputSelector = ...,
         return_stderr: Literal[True],
         seed: int = ...,
@@ -135,10 +138,10 @@ class RedundancyGap(PairAttribution):
         pairs: PairsType = ...,
         context: Context = ...,
         candidates: int | None = ...,
-        sii: Tensor | None = ...,
+        sii: Tensor | PairInteractions | None = ...,
         sii_n_samples: int | None = ...,
         method: Method = ...,
-        removal: RemovalMode | RemovalOperator = ...,
+        removal: RemovalSpec = ...,
         output: OutputSelector = ...,
         return_stderr: bool,
         seed: int = ...,
@@ -159,10 +162,10 @@ class RedundancyGap(PairAttribution):
         pairs: PairsType = "cross",
         context: Context = "sampled",
         candidates: int | None = None,
-        sii: Tensor | None = None,
+        sii: Tensor | PairInteractions | None = None,
         sii_n_samples: int | None = None,
         method: Method = "sampling",
-        removal: RemovalMode | RemovalOperator = "baseline",
+        removal: RemovalSpec = "baseline",
         output: OutputSelector = None,
         return_stderr: bool = False,
         seed: int = 0,
@@ -180,8 +183,9 @@ class RedundancyGap(PairAttribution):
                 (S = N∖{i, j}). Default: ``"sampled"``.
             candidates (int, optional): evaluate RG only on each example's ``candidates``
                 requested pairs with the most negative SII. Default: all requested pairs.
-            sii (Tensor, optional): (B, F, F) SII values (e.g. from
-                :meth:`ShapleyInteractionIndex.attribute` on the same inputs) to choose the
+            sii (Tensor or PairInteractions, optional): (B, F, F) SII values (e.g. from
+                :meth:`ShapleyInteractionIndex.attribute` or ``explain`` on the same inputs)
+                to choose the
                 candidates from; without it the SII is estimated first, on the same game.
                 Only with ``candidates``. Default: None.
             sii_n_samples (int, optional): SII budget per example for choosing candidates
@@ -197,6 +201,10 @@ class RedundancyGap(PairAttribution):
               for pairs not evaluated.
             - **stderr** (B, F, F), only if ``return_stderr``.
         """
+        if isinstance(sii, PairInteractions):
+            if sii.kind != "SII":
+                raise ValueError(f"sii= must hold SII values, got a {sii.kind} result.")
+            sii = sii.values
         context = check_choice("context", context, Context)
         method = check_choice("method", method, Method)
         n_samples = check_samples("n_samples", n_samples)

@@ -9,11 +9,11 @@ from torch import Tensor
 from captum_interactions.attr._pair_attribution import PairAttribution, symmetric_output
 from captum_interactions.estimators.exact import exact_sii
 from captum_interactions.estimators.sii_sampling import estimate_sii
-from captum_interactions.modes import ControlVariate, Method, RemovalMode
+from captum_interactions.modes import ControlVariate, Method
 from captum_interactions.perturbation.game import OutputSelector
 from captum_interactions.perturbation.target import TargetType
 from captum_interactions.players import PairsType
-from captum_interactions.removal import BaselineInput, RemovalOperator
+from captum_interactions.removal import BaselineInput, RemovalSpec
 from captum_interactions.usage_log import log_usage
 from captum_interactions.validation import (
     check_bool,
@@ -60,6 +60,8 @@ class ShapleyInteractionIndex(PairAttribution):
         torch.Size([2, 24, 24])
     """
 
+    kind = "SII"
+
     @overload
     def attribute(
         self,
@@ -74,7 +76,7 @@ class ShapleyInteractionIndex(PairAttribution):
         *,
         pairs: PairsType = ...,
         method: Method = ...,
-        removal: RemovalMode | RemovalOperator = ...,
+        removal: RemovalSpec = ...,
         output: OutputSelector = ...,
         return_stderr: Literal[False] = ...,
         seed: int = ...,
@@ -96,7 +98,7 @@ class ShapleyInteractionIndex(PairAttribution):
         *,
         pairs: PairsType = ...,
         method: Method = ...,
-        removal: RemovalMode | RemovalOperator = ...,
+        removal: RemovalSpec = ...,
         output: OutputSelector = ...,
         return_stderr: Literal[True],
         seed: int = ...,
@@ -118,7 +120,7 @@ class ShapleyInteractionIndex(PairAttribution):
         *,
         pairs: PairsType = ...,
         method: Method = ...,
-        removal: RemovalMode | RemovalOperator = ...,
+        removal: RemovalSpec = ...,
         output: OutputSelector = ...,
         return_stderr: bool,
         seed: int = ...,
@@ -140,7 +142,7 @@ class ShapleyInteractionIndex(PairAttribution):
         *,
         pairs: PairsType = "cross",
         method: Method = "sampling",
-        removal: RemovalMode | RemovalOperator = "baseline",
+        removal: RemovalSpec = "baseline",
         output: OutputSelector = None,
         return_stderr: bool = False,
         seed: int = 0,
@@ -177,11 +179,14 @@ class ShapleyInteractionIndex(PairAttribution):
             pairs (str or Tensor, optional): ``"cross"`` (players in different inputs),
                 ``"all"``, or a (P, 2) tensor of player ids. Default: ``"cross"``.
             method (str, optional): ``"sampling"`` or ``"exact"``. Default: ``"sampling"``.
-            removal (str or RemovalOperator, optional): ``"baseline"`` replaces absent
+            removal (str, rule or tuple, optional): ``"baseline"`` replaces absent
                 features by ``baselines``; ``"presence"`` passes the inputs unchanged and
                 calls ``forward_func(..., presence=(p_1, ..., p_M))`` with one boolean tensor
                 (rows, T_m) per input, True where the token is present (the model drops the
-                others, e.g. as attention key-padding). Default: ``"baseline"``.
+                others, e.g. as attention key-padding); a tuple gives one rule per input:
+                ``"baseline"`` or a :class:`~captum_interactions.MaskArgumentRemoval`, which
+                edits a mask argument of the forward (e.g. text by ``attention_mask``, the
+                image by its baseline). Default: ``"baseline"``.
             output (str or callable, optional): what to explain in the forward output: a key
                 or attribute (``"logits_per_image"``) or a function of the output. Default: a
                 tensor as is, ``logits`` of a dict or Hugging Face ``ModelOutput``, the first

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +24,7 @@ from captum_interactions.metrics.paired_test import (
     wilcoxon_test,
     zero_tolerance,
 )
-from captum_interactions.modes import Alternative, PairedTest, RemovalMode
+from captum_interactions.modes import Alternative, Direction, PairedTest
 from captum_interactions.perturbation.game import (
     DEFAULT_MAX_ROWS_PER_EVAL,
     OutputSelector,
@@ -31,7 +32,8 @@ from captum_interactions.perturbation.game import (
 )
 from captum_interactions.perturbation.target import TargetType
 from captum_interactions.players import PairsType
-from captum_interactions.removal import BaselineInput, RemovalOperator
+from captum_interactions.removal import BaselineInput, RemovalSpec
+from captum_interactions.result import PairInteractions, merge_context, same_value
 from captum_interactions.usage_log import log_usage
 from captum_interactions.validation import (
     as_number_list,
@@ -42,6 +44,7 @@ from captum_interactions.validation import (
     check_pair_scores,
     check_positive_int,
     check_seed,
+    format_inputs,
 )
 
 # Null draws of the exchange test: p-values resolve down to 1 / (N + 1) = 1e-4.
@@ -53,7 +56,9 @@ class PairMaskingResult:
     """Per-example drops of ranked and random pair removal, and their paired comparison.
 
     A *drop* is ``original - v(x with the players of the removed pairs removed)``, where v is
-    the target score; larger drops mean the removed pairs mattered more.
+    the target score; larger drops mean the removed pairs mattered more. With
+    ``direction="increase"`` the drop is ``v(...) - original`` (the pairs were evidence
+    against the score), with ``"absolute"`` ``|original - v(...)|``.
 
     Attributes:
         budgets: the number of pairs removed at each budget (fractions resolved to counts).
@@ -71,6 +76,7 @@ class PairMaskingResult:
         descending: whether the highest scores were removed first.
         alternative: the alternative hypothesis of ``p_value``.
         test: ``"exchange"`` or ``"wilcoxon"``, the null distribution of ``p_value``.
+        direction: how a change of the score counts as a drop.
     """
 
     budgets: tuple[int, ...]
@@ -84,6 +90,7 @@ class PairMaskingResult:
     descending: bool
     alternative: str
     test: str
+    direction: str = "decrease"
 
     @property
     def random_mean(self) -> Tensor:
@@ -104,8 +111,8 @@ class PairMaskingResult:
         lines = [title] if title else []
         lines.append(
             f"pair masking: {batch} examples, {self.n_pairs} requested pairs, {order} scores "
-            f"removed first, {n_random} random repeats, {self.test} test; mean original "
-            f"score {self.original.mean().item():.4g}"
+            f"removed first, {n_random} random repeats, {self.test} test, drop = "
+            f"{_DROP[self.direction]}; mean original score {self.original.mean().item():.4g}"
         )
         lines.append(
             f"{'budget':>6}  {'ranked drop':>18}  {'random drop':>18}  {'gap':>9}  "
@@ -118,6 +125,12 @@ class PairMaskingResult:
                 f"{self.gap[k].item():>+9.4f}  {int(self.wins[k]):>3}/{batch:<3}  "
                 f"{self._format_p(self.p_value[k].item()):>14}"
             )
+        if self.direction == "decrease" and float(self.ranked_drop.mean()) < 0 and \
+                float(self.gap.mean()) < 0:
+            lines.append(
+                "note: removing the ranked pairs raises the score on average. For a signed "
+                "target (e.g. a similarity logit), pairs can be evidence against it: see "
+                "direction='increase' or 'absolute' (docs/metrics.md).")
         return "\n".join(lines)
 
     def _format_p(self, p_value: float) -> str:
@@ -125,6 +138,10 @@ class PairMaskingResult:
         if self.test == "exchange" and p_value <= floor * (1 + 1e-9):
             return f"<={floor:.0e}"  # the resolution of the exchange test's null draws
         return f"{p_value:.3g}"
+
+
+_DROP = {"decrease": "original - masked", "increase": "masked - original",
+         "absolute": "|original - masked|"}
 
 
 def _mean_se(values: Tensor) -> list[str]:
@@ -197,8 +214,8 @@ class PairMaskingFaithfulness:
     @log_usage()
     def evaluate(
         self,
-        inputs: Tensor | tuple[Tensor, ...] | list[Tensor],
-        scores: Tensor,
+        inputs: Tensor | tuple[Tensor, ...] | list[Tensor] | PairInteractions,
+        scores: Tensor | PairInteractions | None = None,
         *,
         budgets: Sequence[int | float] | int | float = (1, 2, 4, 8, 16),
         n_random: int = 10,
@@ -207,9 +224,10 @@ class PairMaskingFaithfulness:
         additional_forward_args: Any = None,
         feature_mask: Tensor | tuple[Tensor, ...] | None = None,
         pairs: PairsType = "cross",
-        removal: RemovalMode | RemovalOperator = "baseline",
+        removal: RemovalSpec = "baseline",
         output: OutputSelector = None,
         descending: bool = True,
+        direction: Direction = "decrease",
         alternative: Alternative = "greater",
         test: PairedTest = "exchange",
         seed: int = 0,
@@ -219,11 +237,15 @@ class PairMaskingFaithfulness:
         r"""Ranked versus random pair removal at every budget.
 
         Args:
-            inputs (Tensor or tuple[Tensor, ...]): the explained inputs, one tensor per
-                modality, batch first.
-            scores (Tensor): (B, F, F) pair scores over player ids, e.g. SII or RG values
-                (pass ``-sii`` or ``descending=False`` to remove the most negative SII
-                first). The score of pair (i, j) is ``(scores[i, j] + scores[j, i]) / 2``;
+            inputs (Tensor, tuple[Tensor, ...] or PairInteractions): the explained inputs, one
+                tensor per modality, batch first; or the result of ``explain`` (then
+                ``scores`` defaults to its values, and its inputs, baselines, target,
+                additional forward args, feature mask, pairs, removal and output are reused:
+                an explicit argument that contradicts them wins, with a warning).
+            scores (Tensor or PairInteractions): (B, F, F) pair scores over player ids, e.g.
+                SII or RG values (pass ``-sii`` or ``descending=False`` to remove the most
+                negative SII first), or a result of ``explain`` (its context is reused as
+                above). The score of pair (i, j) is ``(scores[i, j] + scores[j, i]) / 2``;
                 only requested pairs are ranked. Ties are broken at random (seeded).
             budgets (sequence of int or float, optional): pairs removed per budget: ints are
                 counts in [1, P], floats in (0, 1] fractions of the P requested pairs
@@ -239,11 +261,15 @@ class PairMaskingFaithfulness:
                 semantics); must be the mask the scores were computed with.
             pairs (str or Tensor, optional): the requested pairs: ``"cross"``, ``"all"`` or
                 a (P, 2) tensor; must match the scores. Default: ``"cross"``.
-            removal (str or RemovalOperator, optional): ``"baseline"`` or ``"presence"``,
-                as in :meth:`ShapleyInteractionIndex.attribute`. Default: ``"baseline"``.
+            removal (str, rule or tuple, optional): ``"baseline"``, ``"presence"`` or one
+                rule per input, as in :meth:`ShapleyInteractionIndex.attribute`. Default: ``"baseline"``.
             output (str or callable, optional): what to score in the forward output, as in
                 :meth:`ShapleyInteractionIndex.attribute`. Default: a tensor, or ``logits``.
             descending (bool, optional): remove the highest scores first. Default: True.
+            direction (str, optional): what counts as a drop: ``"decrease"`` (original -
+                masked: the pairs support the target), ``"increase"`` (masked - original:
+                for a signed target such as a similarity logit whose evidence pairs can be
+                *against* the match) or ``"absolute"`` (either way). Default: ``"decrease"``.
             alternative (str, optional): alternative hypothesis of the paired test:
                 ``"greater"`` (ranked drops exceed random drops), ``"two-sided"`` or
                 ``"less"``. Default: ``"greater"``.
@@ -265,7 +291,33 @@ class PairMaskingFaithfulness:
             (B, n_budgets, n_random), ``gap`` and ``p_value`` (n_budgets,), ``original``
             (B,), ``budgets`` and a ``summary()`` table.
         """
+        result = inputs if isinstance(inputs, PairInteractions) else (
+            scores if isinstance(scores, PairInteractions) else None)
+        if result is not None:
+            if isinstance(inputs, PairInteractions):
+                inputs = result.inputs
+            elif not same_value(format_inputs(inputs), result.inputs):
+                warnings.warn(
+                    "PairMaskingFaithfulness.evaluate: inputs differ from the inputs the "
+                    f"{result.kind} values were computed with; the scores may not describe "
+                    "them.", UserWarning, stacklevel=2)
+            if scores is None or isinstance(scores, PairInteractions):
+                scores = result.values
+            context = merge_context(result, {
+                "baselines": baselines, "target": target, "feature_mask": feature_mask,
+                "additional_forward_args": additional_forward_args, "pairs": pairs,
+                "removal": removal, "output": output}, "PairMaskingFaithfulness.evaluate")
+            baselines, target, feature_mask = (context["baselines"], context["target"],
+                                               context["feature_mask"])
+            additional_forward_args, pairs = context["additional_forward_args"], context["pairs"]
+            removal, output = context["removal"], context["output"]
+        if isinstance(inputs, PairInteractions):  # replaced above; narrows the type
+            inputs = inputs.inputs
+        if scores is None:
+            raise TypeError("scores is required (B, F, F pair scores), unless inputs is a "
+                            "result of explain().")
         n_random = check_positive_int("n_random", n_random)
+        direction = check_choice("direction", direction, Direction)
         descending = check_bool("descending", descending)
         seed = check_seed(seed)
         alternative = check_choice("alternative", alternative, Alternative)
@@ -307,7 +359,8 @@ class PairMaskingFaithfulness:
         with game, game.budget(present.shape[0], desc="pair masking"):
             values = game.evaluate(present)  # (1 + K, B) float64
         original = values[0]
-        drops = (original[None, :] - values[1:]).t()  # (B, K)
+        change = (original[None, :] - values[1:]).t()  # (B, K): original - masked
+        drops = {"decrease": change, "increase": -change, "absolute": change.abs()}[direction]
         n_budgets = len(counts)
         ranked_drop = drops[:, :n_budgets]
         random_drop = drops[:, n_budgets:].reshape(batch, n_budgets, n_random)
@@ -331,4 +384,5 @@ class PairMaskingFaithfulness:
             descending=descending,
             alternative=alternative,
             test=test,
+            direction=direction,
         )

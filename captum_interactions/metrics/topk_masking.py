@@ -16,7 +16,7 @@ from captum_interactions.metrics._ranking import (
     round_count,
 )
 from captum_interactions.metrics.player_scores import AttributionsType, reduce_to_players
-from captum_interactions.modes import RemovalMode, TopKScope
+from captum_interactions.modes import TopKScope
 from captum_interactions.perturbation.game import (
     DEFAULT_MAX_ROWS_PER_EVAL,
     OutputSelector,
@@ -24,7 +24,7 @@ from captum_interactions.perturbation.game import (
 )
 from captum_interactions.perturbation.target import TargetType
 from captum_interactions.players import Players, require_single_modality
-from captum_interactions.removal import BaselineInput, RemovalOperator
+from captum_interactions.removal import BaselineInput, RemovalSpec
 from captum_interactions.usage_log import log_usage
 from captum_interactions.validation import (
     as_number_list,
@@ -176,7 +176,7 @@ def topk_masking(
     baselines: BaselineInput = None,
     additional_forward_args: Any = None,
     feature_mask: Tensor | tuple[Tensor, ...] | None = None,
-    removal: RemovalMode | RemovalOperator = "baseline",
+    removal: RemovalSpec = "baseline",
     output: OutputSelector = None,
     protected: Sequence[int] | Tensor | None = None,
     use_abs: bool = False,

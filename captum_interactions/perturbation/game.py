@@ -35,14 +35,14 @@ from captum._utils.common import _format_additional_forward_args
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from captum_interactions.modes import RemovalMode
 from captum_interactions.perturbation.target import TargetSelector, TargetType
 from captum_interactions.players import PairsType, Players, pair_matrix, resolve_players
 from captum_interactions.removal import (
     BaselineInput,
-    PresenceMaskRemoval,
     RemovalOperator,
+    RemovalSpec,
     make_removal,
+    removal_keywords,
 )
 from captum_interactions.validation import (
     check_bool,
@@ -234,9 +234,9 @@ class ModelGame:
                 and self.rows_evaluated > 1:
             scale = self._high.abs().clamp(min=1.0)
             if bool(((self._high - self._low) <= 1e-12 * scale).all()):
-                hint = (f"the model does not use the {self._removal.keyword!r} keyword it "
-                        "receives" if isinstance(self._removal, PresenceMaskRemoval)
-                        else "the baselines equal the inputs")
+                keywords = removal_keywords(self._removal)
+                hint = (f"the model does not use the {keywords[0]!r} keyword it receives"
+                        if keywords else "the baselines equal the inputs")
                 warnings.warn(
                     f"v(S) took one value for every one of the {self.rows_evaluated} evaluated "
                     "coalitions of every example: removing players changed nothing, so every "
@@ -415,7 +415,7 @@ def model_game(
     additional_forward_args: Any = None,
     feature_mask: Tensor | tuple[Tensor, ...] | None = None,
     pairs: PairsType | None = None,
-    removal: RemovalMode | RemovalOperator = "baseline",
+    removal: RemovalSpec = "baseline",
     perturbations_per_eval: int | None = None,
     max_rows_per_eval: int | None = None,
     show_progress: bool = False,
@@ -434,8 +434,9 @@ def model_game(
             :meth:`~captum_interactions.ShapleyInteractionIndex.attribute`.
         pairs (str or Tensor, optional): the requested pairs (``"cross"``, ``"all"`` or a
             (P, 2) tensor), for games that explain pairs. Default: none.
-        removal (str or RemovalOperator, optional): ``"baseline"``, ``"presence"`` or an
-            operator. Default: ``"baseline"``.
+        removal (str, rule or tuple, optional): ``"baseline"``, ``"presence"``, an operator,
+            or one rule per input (``"baseline"`` or a
+            :class:`~captum_interactions.MaskArgumentRemoval`). Default: ``"baseline"``.
         perturbations_per_eval (int, optional): coalitions per example in one forward call.
         max_rows_per_eval (int, optional): rows in one forward call instead (at least B);
             give at most one of the two bounds. Default: 256 coalitions per example.
@@ -466,12 +467,12 @@ def model_game(
     requested = None
     if pairs is not None:
         requested = pair_matrix(players, pairs).to(formatted[0].device)
-    operator = make_removal(removal, baselines)
+    operator = make_removal(removal, baselines, len(formatted))
     operator.prepare(formatted, players)
-    if isinstance(operator, PresenceMaskRemoval):
-        _check_accepts_keyword(forward_func, operator.keyword)
     selector = TargetSelector(target, batch)
     _check_extra_args(additional_forward_args, batch)
+    for keyword in removal_keywords(operator):
+        _check_accepts_keyword(forward_func, keyword, len(formatted), additional_forward_args)
     if output is not None and not (callable(output) or isinstance(output, str)):
         raise TypeError(f"output must be a key name, a callable or None, got {output!r}.")
     return ModelGame(
@@ -526,9 +527,11 @@ def _check_model_device(forward_func: Callable[..., Any], device: torch.device) 
         )
 
 
-def _check_accepts_keyword(forward_func: Callable[..., Any], keyword: str) -> None:
+def _check_accepts_keyword(forward_func: Callable[..., Any], keyword: str, n_inputs: int,
+                           additional_forward_args: Any) -> None:
     """Refuse, before any call, a forward function that cannot take ``keyword=`` (presence
-    removal passes the presence masks that way)."""
+    and mask-argument removal pass their masks that way), or that would also receive it
+    positionally from ``additional_forward_args``."""
     # A module's __call__ takes (*args, **kwargs): its forward says what it accepts.
     target = forward_func.forward if isinstance(forward_func, torch.nn.Module) else forward_func
     try:
@@ -536,15 +539,25 @@ def _check_accepts_keyword(forward_func: Callable[..., Any], keyword: str) -> No
     except (TypeError, ValueError):  # builtins and some C extensions: nothing to check
         return
     parameters = signature.parameters.values()
-    if keyword in signature.parameters or any(
+    if keyword not in signature.parameters and not any(
             p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
-        return
-    raise TypeError(
-        f"removal='presence' calls forward_func(..., {keyword}=(mask_1, ..., mask_M)), but "
-        f"forward_func{signature} takes no {keyword!r} argument. Give the model a "
-        f"{keyword}=None keyword that drops absent tokens (docs/usage.md, 'Removing "
-        "players'), or use removal='baseline'."
-    )
+        raise TypeError(
+            f"the removal calls forward_func(..., {keyword}=...), but forward_func{signature} "
+            f"takes no {keyword!r} argument. Give the forward a {keyword}= keyword (a lambda "
+            "that passes it on is enough; docs/usage.md, 'Removing players'), or remove "
+            "players by baselines."
+        )
+    extra = _format_additional_forward_args(additional_forward_args) or ()
+    try:
+        signature.bind(*([None] * (n_inputs + len(extra))), **{keyword: None})
+    except TypeError as error:
+        if "multiple values" in str(error):
+            raise TypeError(
+                f"the removal passes {keyword}= as a keyword, but forward_func{signature} also "
+                f"receives {keyword!r} positionally from the inputs and additional_forward_args "
+                f"({n_inputs} + {len(extra)} positional values): drop it from "
+                "additional_forward_args (the removal supplies it, edited per coalition)."
+            ) from None
 
 
 def _chunk_size(
