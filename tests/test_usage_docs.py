@@ -36,3 +36,12 @@ def test_usage_examples_run() -> None:
     clip_sii, vilt_sii = namespace["clip_sii"], namespace["vilt_sii"]
     assert isinstance(clip_sii, torch.Tensor) and clip_sii.shape == (2, 7, 7)
     assert isinstance(vilt_sii, torch.Tensor) and vilt_sii.shape == (2, 7, 7)
+    by_mask = namespace["vilt_by_mask"]
+    assert isinstance(by_mask, torch.Tensor) and by_mask.shape == (2, 7, 7)
+    assert not torch.equal(by_mask, vilt_sii)  # another removal, another game
+    result, check = namespace["result"], namespace["check"]
+    torch.testing.assert_close(result.as_tensor(), clip_sii)  # same game, same values
+    assert check.direction == "absolute" and check.ranked_drop.shape == (2, 2)
+    emb_sii = namespace["emb_sii"]
+    assert isinstance(emb_sii, torch.Tensor)
+    torch.testing.assert_close(emb_sii, clip_sii, rtol=1e-5, atol=1e-6)
