@@ -36,11 +36,13 @@ import torch
 from torch import Tensor, nn
 
 from captum_interactions import (
+    MaskArgumentRemoval,
     RedundancyGap,
     ShapleyInteractionIndex,
     group_mask,
     patch_grid_mask,
 )
+from captum_interactions.adapters import EmbeddingInputs, token_names
 from captum_interactions.metrics import (
     PairMaskingFaithfulness,
     concentration,
@@ -190,6 +192,44 @@ case("target", "a float target tensor", "target")(
 case("target", "a target list of the wrong length", "target")(
     lambda: SII.attribute(X, target=[0, 1, 2]))
 case("target", "a string target", "target")(lambda: SII.attribute(X, target="logits"))
+
+# --------------------------------------------------------------------------- results, HF
+
+MASK_RULE = MaskArgumentRemoval("attention_mask")
+KEYED = ShapleyInteractionIndex(lambda t, i, attention_mask: MODEL(t, i))
+RESULT = SII.explain(X, target=0, n_samples=64)
+case("results and Hugging Face", "removal tuple of the wrong length", "removal")(
+    lambda: KEYED.attribute(X, target=0, removal=(MASK_RULE,)))
+case("results and Hugging Face", "'presence' inside a per-input tuple", "removal[0]")(
+    lambda: KEYED.attribute(X, target=0, removal=("presence", "baseline")))
+case("results and Hugging Face", "a mask rule on a forward without that keyword",
+     "attention_mask")(lambda: SII.attribute(X, target=0, removal=(MASK_RULE, "baseline")))
+case("results and Hugging Face", "the mask also in additional_forward_args", "attention_mask")(
+    lambda: KEYED.attribute(X, target=0, removal=(MASK_RULE, "baseline"),
+                            additional_forward_args=(torch.ones(2, 4),)))
+case("results and Hugging Face", "a mask of the wrong length", "mask")(
+    lambda: KEYED.attribute(X, target=0, removal=(MaskArgumentRemoval(
+        "attention_mask", mask=torch.ones(2, 9)), "baseline")))
+case("results and Hugging Face", "a baseline for a mask-removed input", "baselines[0]")(
+    lambda: KEYED.attribute(X, target=0, removal=(MASK_RULE, "baseline"),
+                            baselines=(0.0, 0.0)))
+case("results and Hugging Face", "explain with return_stderr", "return_stderr")(
+    lambda: SII.explain(X, target=0, return_stderr=True))
+case("results and Hugging Face", "player_names naming player 40", "player_names")(
+    lambda: SII.explain(X, target=0, n_samples=64, player_names={40: "x"}))
+case("results and Hugging Face", "top_pairs(k=0)", "k")(lambda: RESULT.top_pairs(0))
+case("results and Hugging Face", "a heatmap of player 99", "player")(
+    lambda: RESULT.pair_map(99))
+case("results and Hugging Face", "pair masking direction='down'", "direction")(
+    lambda: PairMaskingFaithfulness(MODEL).evaluate(RESULT, direction="down"))
+case("results and Hugging Face", "pair masking of inputs without scores", "scores")(
+    lambda: PairMaskingFaithfulness(MODEL).evaluate(X))
+case("results and Hugging Face", "token_names of mismatched lengths", "tokens[0]")(
+    lambda: token_names([["a"], ["b"]], torch.zeros(2, 3, dtype=torch.long)))
+case("results and Hugging Face", "EmbeddingInputs on a non-module", "layer")(
+    lambda: EmbeddingInputs("embeddings", torch.zeros(2, 3, dtype=torch.long)))
+case("results and Hugging Face", "EmbeddingInputs of float ids", "input_ids")(
+    lambda: EmbeddingInputs(nn.Embedding(5, 2), torch.zeros(2, 3)))
 
 # --------------------------------------------------------------------------- model
 
