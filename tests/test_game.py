@@ -173,3 +173,32 @@ def test_modes_come_from_their_literal_types() -> None:
     with pytest.raises(ValueError, match="control_variate must be one of"):
         check_choice("control_variate", "cubic", ControlVariate)
     assert get_args(ControlVariate)[0] == "auto"
+
+
+def test_a_model_left_in_training_mode_is_warned_about() -> None:
+    """Dropout in train() mode makes every forward call another random model."""
+    import functools
+    import warnings
+
+    from captum_interactions.testing import TinyFusionTransformer
+
+    class Dropped(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.drop = torch.nn.Dropout(0.5)
+
+        def forward(self, text: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+            return self.drop(text).sum((1, 2)) * image.sum((1, 2))
+
+    text, image = torch.randn(2, 3, 2), torch.randn(2, 2, 2)
+    model = Dropped()
+    for wrapped in (model, lambda t, i: model(t, i), functools.partial(model.forward)):
+        with pytest.warns(RuntimeWarning, match=r"Dropped is in training mode.*model.eval\(\)"):
+            model_game(wrapped, (text, image))
+    model.eval()
+    plain = TinyFusionTransformer(hidden=4, n_classes=2)  # no dropout: train() is harmless
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model_game(model, (text, image))
+        model_game(lambda t, i: plain(t, i), (torch.randn(2, 3, 4), torch.randn(2, 2, 4)),
+                   target=0)

@@ -36,6 +36,9 @@ def test_usage_examples_run() -> None:
     clip_sii, vilt_sii = namespace["clip_sii"], namespace["vilt_sii"]
     assert isinstance(clip_sii, torch.Tensor) and clip_sii.shape == (2, 7, 7)
     assert isinstance(vilt_sii, torch.Tensor) and vilt_sii.shape == (2, 7, 7)
+    fusion_sii = namespace["fusion_sii"]
+    assert isinstance(fusion_sii, torch.Tensor) and fusion_sii.shape == (2, 7, 7)
+    assert float(fusion_sii.abs().max()) > 0
     by_mask = namespace["vilt_by_mask"]
     assert isinstance(by_mask, torch.Tensor) and by_mask.shape == (2, 7, 7)
     assert not torch.equal(by_mask, vilt_sii)  # another removal, another game

@@ -21,6 +21,8 @@ context manager.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import inspect
 import warnings
 from collections.abc import Callable, Iterator, Mapping
@@ -460,6 +462,7 @@ def model_game(
     check_callable(forward_func)
     formatted = format_inputs(inputs)
     _check_model_device(forward_func, formatted[0].device)
+    _warn_training_mode(forward_func)
     batch = formatted[0].shape[0]
     chunk_size = _chunk_size(batch, perturbations_per_eval, max_rows_per_eval)
     show_progress = check_bool("show_progress", show_progress)
@@ -525,6 +528,50 @@ def _check_model_device(forward_func: Callable[..., Any], device: torch.device) 
             f"forward_func's parameters are on {parameter.device} but the inputs are on "
             f"{device}: move the model or the inputs (e.g. inputs.to({str(parameter.device)!r}))."
         )
+
+
+def _modules_of(forward_func: Callable[..., Any]) -> list[torch.nn.Module]:
+    """The modules a forward function evidently runs: itself, the module of a bound method,
+    and modules held by a closure or a functools.partial (lambdas, adapters)."""
+    found: list[torch.nn.Module] = []
+    seen: set[int] = set()
+
+    def visit(value: Any, depth: int) -> None:
+        if id(value) in seen or depth > 2:
+            return
+        seen.add(id(value))
+        if isinstance(value, torch.nn.Module):
+            found.append(value)
+            return
+        owner = getattr(value, "__self__", None)
+        if isinstance(owner, torch.nn.Module):
+            visit(owner, depth + 1)
+        for cell in getattr(value, "__closure__", None) or ():
+            with contextlib.suppress(ValueError):  # an empty cell
+                visit(cell.cell_contents, depth + 1)
+        if isinstance(value, functools.partial):
+            visit(value.func, depth + 1)
+            for arg in (*value.args, *value.keywords.values()):
+                visit(arg, depth + 1)
+
+    visit(forward_func, 0)
+    return found
+
+
+def _warn_training_mode(forward_func: Callable[..., Any]) -> None:
+    """Dropout or batch norm in training mode make v(S) random or batch-dependent: every
+    coalition would see another model. Warn (the user may want it, e.g. MC dropout)."""
+    stochastic = (torch.nn.modules.dropout._DropoutNd, torch.nn.modules.batchnorm._BatchNorm)
+    for module in _modules_of(forward_func):
+        layers = [m for m in module.modules() if m.training and isinstance(m, stochastic)
+                  and getattr(m, "p", 1.0) != 0]  # Dropout(p=0) does nothing
+        if layers:
+            warnings.warn(
+                f"{type(module).__name__} is in training mode and has {len(layers)} dropout / "
+                f"batch-norm layer(s) (e.g. {type(layers[0]).__name__}): every forward call "
+                "sees another random model and the attributions are noise. Call model.eval() "
+                "first.", RuntimeWarning, stacklevel=3)
+            return
 
 
 def _check_accepts_keyword(forward_func: Callable[..., Any], keyword: str, n_inputs: int,
