@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -86,6 +87,10 @@ class PairInteractions:
             ``additional_forward_args``, ``feature_mask``, ``pairs``, ``removal``, ``output``.
         settings: the estimator's arguments (``n_samples``, ``seed``, ``method``, ...).
         requested: (F, F) bool, the requested pairs.
+        main_effects: (B, F) Shapley values of the players, estimated from the same rows as
+            the SII (None for RG).
+        main_stderr: (B, F) their standard errors.
+        empty_value: (B,) v(∅), the value with every player removed, when it was evaluated.
     """
 
     values: Tensor
@@ -96,6 +101,9 @@ class PairInteractions:
     context: dict[str, Any] = field(repr=False)
     settings: dict[str, Any]
     requested: Tensor = field(repr=False)
+    main_effects: Tensor | None = field(default=None, repr=False)
+    main_stderr: Tensor | None = field(default=None, repr=False)
+    empty_value: Tensor | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:
         batch, n = self.values.shape[0], self.values.shape[-1]
@@ -246,6 +254,95 @@ class PairInteractions:
         ax.set_axis_off()
         return ax
 
+    # -- shap and shapiq ----------------------------------------------------------------------
+    def shap_matrix(self) -> Tensor:
+        """A shap-style interaction matrix (B, F, F): half the SII of each requested pair on
+        both off-diagonal entries (shap's convention splits a pair's interaction between
+        (i, j) and (j, i)), and on the diagonal the main effect that remains, φ_i − Σ_j V_ij / 2,
+        so that row i sums to the Shapley value φ_i and the matrix sums to v(N) − v(∅).
+
+        Needs main effects (SII from ``explain``); pairs that were not requested count as 0.
+        """
+        if self.main_effects is None:
+            raise ValueError(
+                f"shap_matrix() needs main effects, which {self.kind} results do not have: "
+                "use ShapleyInteractionIndex(...).explain(...).")
+        half = self.values.double() / 2
+        diagonal = self.main_effects.double() - half.sum(-1)
+        matrix = half + torch.diag_embed(diagonal)
+        return matrix.to(self.values.dtype)
+
+    def to_shapiq(self, example: int = 0) -> Any:
+        """One example as shapiq ``InteractionValues`` (index ``"SII"``, order 2): the
+        requested pairs, the main effects as order-1 values when known (so shapiq's network
+        and graph plots work) and v(∅) as the baseline value.
+
+        Examples::
+
+            >>> iv = result.to_shapiq(0)
+            >>> iv.get_top_k(5)
+        """
+        import shapiq
+        b = self._example(example)
+        pairs = torch.nonzero(torch.triu(self.requested, 1)).cpu().tolist()
+        values = self.values[b].detach().cpu().double()
+        lookup: dict[tuple[int, ...], int] = {}
+        entries: list[float] = []
+        if self.main_effects is not None:
+            main = self.main_effects[b].detach().cpu().double()
+            for i in range(self.n_players):
+                lookup[(i,)] = len(entries)
+                entries.append(float(main[i]))
+        for i, j in pairs:
+            lookup[(i, j)] = len(entries)
+            entries.append(float(values[i, j]))
+        baseline = 0.0 if self.empty_value is None else float(self.empty_value[b])
+        return shapiq.InteractionValues(
+            np.asarray(entries, dtype=float), index=self.kind, max_order=2,
+            n_players=self.n_players, min_order=1 if self.main_effects is not None else 2,
+            interaction_lookup=lookup, estimated=bool((self.stderr[b] != 0).any()),
+            estimation_budget=self.settings.get("n_samples"), baseline_value=baseline)
+
+    @classmethod
+    def from_shapiq(cls, values: Any | Sequence[Any], *,
+                    player_names: PlayerNames = None) -> PairInteractions:
+        """A result from shapiq ``InteractionValues`` (one per example): the order-2 values
+        become the pairs (all pairs present in the lookup are "requested"), order-1 values the
+        main effects. It has no inputs or context, so pass inputs and arguments to metrics
+        explicitly.
+        """
+        items: list[Any] = list(values) if isinstance(values, list | tuple) else [values]
+        if not items:
+            raise ValueError("from_shapiq needs at least one InteractionValues.")
+        n = int(items[0].n_players)
+        pair_values = torch.zeros(len(items), n, n, dtype=torch.float64)
+        main = torch.zeros(len(items), n, dtype=torch.float64)
+        requested = torch.zeros(n, n, dtype=torch.bool)
+        has_main = False
+        for b, item in enumerate(items):
+            if int(item.n_players) != n:
+                raise ValueError(f"values[{b}] has {item.n_players} players, values[0] {n}.")
+            for key, position in item.interaction_lookup.items():
+                value = float(item.values[position])
+                if len(key) == 2:
+                    i, j = key
+                    pair_values[b, i, j] = pair_values[b, j, i] = value
+                    requested[i, j] = requested[j, i] = True
+                elif len(key) == 1:
+                    main[b, key[0]] = value
+                    has_main = True
+        inputs = (torch.zeros(len(items), n),)
+        from captum_interactions.players import resolve_players
+        names = describe_players(inputs, resolve_players(inputs, None), player_names)
+        return cls(
+            values=pair_values, stderr=torch.zeros_like(pair_values),
+            kind=str(getattr(items[0], "index", "SII")), player_names=names, inputs=(),
+            context=dict(CONTEXT_DEFAULTS), settings={"source": "shapiq"},
+            requested=requested, main_effects=main if has_main else None,
+            main_stderr=torch.zeros_like(main) if has_main else None,
+            empty_value=torch.tensor([float(item.baseline_value) for item in items],
+                                     dtype=torch.float64))
+
     # -- helpers -------------------------------------------------------------------------------
     def _example(self, example: int) -> int:
         batch = self.values.shape[0]
@@ -362,6 +459,8 @@ def merge_context(result: PairInteractions, given: dict[str, Any], caller: str
                   ) -> dict[str, Any]:
     """The game arguments of a metric called on ``result``: the result's context, except
     where the caller passed another value explicitly (then a warning says so)."""
+    if not result.inputs:  # a result from shapiq: no context to reuse
+        return dict(given)
     merged = {}
     for name, value in given.items():
         default = CONTEXT_DEFAULTS[name]
@@ -372,6 +471,6 @@ def merge_context(result: PairInteractions, given: dict[str, Any], caller: str
         warnings.warn(
             f"{caller}: {name}= differs from the {name} the {result.kind} values were computed "
             f"with; using the {name} passed here. Drop the argument to reuse the result's.",
-            UserWarning, stacklevel=3)
+            UserWarning, stacklevel=4)  # the caller of the (logged) metric
         merged[name] = value
     return merged

@@ -11,7 +11,6 @@ import torch
 from captum.attr._utils.attribution import PerturbationAttribution
 from torch import Tensor
 
-
 from captum_interactions.perturbation.game import ModelGame, OutputSelector, model_game
 from captum_interactions.perturbation.target import TargetType
 from captum_interactions.players import PairsType, pair_matrix, resolve_players
@@ -68,7 +67,18 @@ class PairAttribution(PerturbationAttribution):
         bound = inspect.signature(self.attribute).bind(inputs, *args, **kwargs)
         bound.apply_defaults()
         arguments = dict(bound.arguments)
-        values, stderr = self.attribute(inputs, *args, return_stderr=True, **kwargs)
+        main = main_stderr = empty = None
+        estimate_all = getattr(self, "_estimate", None)
+        if estimate_all is not None:  # SII: main effects from the same rows too
+            estimate, requested, dtype = estimate_all(
+                **{k: v for k, v in arguments.items() if k != "return_stderr"})
+            values = symmetric_output(estimate.values, requested, dtype)
+            stderr = symmetric_output(estimate.stderr, requested, dtype)
+            if estimate.main is not None and estimate.main_stderr is not None:
+                main, main_stderr = estimate.main.to(dtype), estimate.main_stderr.to(dtype)
+            empty = None if estimate.empty is None else estimate.empty.to(dtype)
+        else:
+            values, stderr = self.attribute(inputs, *args, return_stderr=True, **kwargs)
         formatted = format_inputs(inputs)
         players = resolve_players(formatted, arguments["feature_mask"])
         requested = pair_matrix(players, arguments["pairs"])
@@ -80,6 +90,7 @@ class PairAttribution(PerturbationAttribution):
             settings={name: value for name, value in arguments.items()
                       if name not in _NOT_SETTINGS and name not in CONTEXT_DEFAULTS},
             requested=requested.to(values.device),
+            main_effects=main, main_stderr=main_stderr, empty_value=empty,
         )
 
     def _game(

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Literal, overload
 
+import torch
 from torch import Tensor
 
 from captum_interactions.attr._pair_attribution import PairAttribution, symmetric_output
+from captum_interactions.estimators.estimate import PairEstimate
 from captum_interactions.estimators.exact import exact_sii
 from captum_interactions.estimators.sii_sampling import estimate_sii
 from captum_interactions.modes import ControlVariate, Method
@@ -206,11 +208,43 @@ class ShapleyInteractionIndex(PairAttribution):
             - **stderr** (B, F, F), only if ``return_stderr``: standard errors of the values
               (zero in exact mode).
         """
+        return_stderr = check_bool("return_stderr", return_stderr)
+        estimate, requested, dtype = self._estimate(
+            inputs, baselines=baselines, target=target,
+            additional_forward_args=additional_forward_args, feature_mask=feature_mask,
+            n_samples=n_samples, perturbations_per_eval=perturbations_per_eval,
+            show_progress=show_progress, pairs=pairs, method=method, removal=removal,
+            output=output, seed=seed, control_variate=control_variate, paired=paired)
+        values = symmetric_output(estimate.values, requested, dtype)
+        if return_stderr:
+            return values, symmetric_output(estimate.stderr, requested, dtype)
+        return values
+
+    def _estimate(
+        self,
+        inputs: Tensor | tuple[Tensor, ...] | list[Tensor],
+        *,
+        baselines: BaselineInput,
+        target: TargetType,
+        additional_forward_args: Any,
+        feature_mask: Tensor | tuple[Tensor, ...] | None,
+        n_samples: int,
+        perturbations_per_eval: int,
+        show_progress: bool,
+        pairs: PairsType,
+        method: Method,
+        removal: RemovalSpec,
+        output: OutputSelector,
+        seed: int,
+        control_variate: ControlVariate,
+        paired: bool,
+    ) -> tuple[PairEstimate, Tensor, torch.dtype]:
+        """The raw estimate (pairs, and main effects from the same rows), the requested pairs
+        and the output dtype; every argument validated first."""
         method = check_choice("method", method, Method)
         control_variate = check_choice("control_variate", control_variate, ControlVariate)
         n_samples = check_samples("n_samples", n_samples)
         seed = check_seed(seed)
-        return_stderr = check_bool("return_stderr", return_stderr)
         paired = check_bool("paired", paired)
         with self._game(
             inputs, baselines=baselines, target=target,
@@ -223,8 +257,4 @@ class ShapleyInteractionIndex(PairAttribution):
             else:
                 estimate = estimate_sii(game, n_samples, seed=seed,
                                         control_variate=control_variate, paired=paired)
-        requested, dtype = game.requested_pairs, game.output_dtype
-        values = symmetric_output(estimate.values, requested, dtype)
-        if return_stderr:
-            return values, symmetric_output(estimate.stderr, requested, dtype)
-        return values
+        return estimate, game.requested_pairs, game.output_dtype

@@ -7,6 +7,7 @@ from torch import Tensor
 
 from captum_interactions.estimators.coalitions import all_subsets
 from captum_interactions.estimators.estimate import PairEstimate
+from captum_interactions.estimators.main_effects import MainEffectSums
 from captum_interactions.estimators.sii_kernel import accumulate_pair_sums
 from captum_interactions.estimators.size_plan import inverse_binomials, sii_size_weights
 from captum_interactions.perturbation.game import ModelGame
@@ -34,11 +35,13 @@ def exact_sii(game: ModelGame) -> PairEstimate:
     h = sii_size_weights(n).to(device)
     inv_comb = inverse_binomials(n, device)
     out = torch.zeros(game.n_examples, n, n, dtype=torch.float64, device=device)
+    main = MainEffectSums(n, game.n_examples, 1, device)
     with game.budget(2**n, desc="SII coalitions"):
         for chunk in game.chunks(2**n, lambda a, b: all_subsets(n, a, b, device)):
             sizes = chunk.present.sum(1)
             accumulate_pair_sums(out, chunk.present, chunk.values, inv_comb[sizes], h, sizes)
-    return PairEstimate.exact(out)
+            main.add_exact(chunk.present, chunk.values, inv_comb[sizes])
+    return PairEstimate.exact(out, main.finish()[0], main.empty)
 
 
 def value_table(game: ModelGame, *, desc: str) -> Tensor:

@@ -28,6 +28,7 @@ from torch import Tensor
 from captum_interactions.estimators.coalitions import BLOCK_ROWS, StratifiedDesign
 from captum_interactions.estimators.control_variate import ReplicateRegression
 from captum_interactions.estimators.estimate import PairEstimate
+from captum_interactions.estimators.main_effects import MainEffectSums
 from captum_interactions.estimators.sii_kernel import accumulate_pair_sums
 from captum_interactions.estimators.size_plan import (
     inverse_binomials,
@@ -83,10 +84,19 @@ def estimate_sii(
     design = StratifiedDesign(plan, split_over_replicates(plan.counts, n_replicates), seed,
                               device)
     h = sii_size_weights(n).to(device)
+    main = MainEffectSums(n, batch, n_replicates, device)
     with game.budget(plan.n_rows, desc="SII coalitions"):
-        exact = _enumerated_part(game, design, h)
+        exact = _enumerated_part(game, design, h, main)
         if design.n_units == 0:
-            return PairEstimate.exact(exact)
+            return PairEstimate.exact(exact, main.finish()[0], main.empty)
+        # Rows of each size k (a paired unit of size t gives one row of size t and one of
+        # n - t), for the main effects' per-size means.
+        rows_k = torch.zeros(n + 1, dtype=torch.float64, device=device)
+        sampled, counts = plan.sampled.to(device), plan.counts.to(device, torch.float64)
+        rows_k.index_add_(0, sampled, counts)
+        if paired:
+            rows_k.index_add_(0, n - sampled, counts)
+        row_scale_k = n_replicates / rows_k.clamp_min(1.0)
 
         # Pass 1: evaluate the units, keep their (symmetrised) values, stream regression
         # statistics.
@@ -99,6 +109,9 @@ def estimate_sii(
             unit_values[start:stop] = values
             regression.add(design.unit_replicate[start:stop], design.unit_size[start:stop],
                            chunk.present[::rows_per_unit], values)
+            row_reps = design.unit_replicate[start:stop].repeat_interleave(rows_per_unit)
+            main.add_sampled(chunk.present, chunk.values, row_reps,
+                             row_scale_k[chunk.present.sum(1)])
 
     # Pass 2: residuals against the leave-one-replicate-out fits, one replicate at a time.
     intercept, slopes = regression.fit()
@@ -131,7 +144,8 @@ def estimate_sii(
             )
             offset += length
     mean, stderr = replicate_sums.finish()
-    return PairEstimate(exact + mean, stderr)
+    main_mean, main_stderr = main.finish()
+    return PairEstimate(exact + mean, stderr, main_mean, main_stderr, main.empty)
 
 
 def working_bytes(n: int, batch: int, n_units: int, mode: Surrogate, n_replicates: int) -> float:
@@ -145,8 +159,10 @@ def working_bytes(n: int, batch: int, n_units: int, mode: Surrogate, n_replicate
     return 4 * pair_state + surrogate + regression + n_units * (8.0 * batch + 16)
 
 
-def _enumerated_part(game: ModelGame, design: StratifiedDesign, h: Tensor) -> Tensor:
-    """Exact per-size means of v over the enumerated sizes, for every pair: (B, n, n)."""
+def _enumerated_part(game: ModelGame, design: StratifiedDesign, h: Tensor,
+                     main: MainEffectSums) -> Tensor:
+    """Exact per-size means of v over the enumerated sizes, for every pair: (B, n, n); the
+    same rows' exact part of the main effects goes to ``main``."""
     n, device = design.n, game.device
     exact = torch.zeros(game.n_examples, n, n, dtype=torch.float64, device=device)
     inv_comb = inverse_binomials(n, device)
@@ -154,6 +170,7 @@ def _enumerated_part(game: ModelGame, design: StratifiedDesign, h: Tensor) -> Te
     for chunk in game.chunks(rows_all.shape[0], lambda a, b: rows_all[a:b]):
         sizes = chunk.present.sum(1)
         accumulate_pair_sums(exact, chunk.present, chunk.values, inv_comb[sizes], h, sizes)
+        main.add_exact(chunk.present, chunk.values, inv_comb[sizes])
     return exact
 
 

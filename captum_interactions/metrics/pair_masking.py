@@ -262,7 +262,8 @@ class PairMaskingFaithfulness:
             pairs (str or Tensor, optional): the requested pairs: ``"cross"``, ``"all"`` or
                 a (P, 2) tensor; must match the scores. Default: ``"cross"``.
             removal (str, rule or tuple, optional): ``"baseline"``, ``"presence"`` or one
-                rule per input, as in :meth:`ShapleyInteractionIndex.attribute`. Default: ``"baseline"``.
+                rule per input, as in :meth:`ShapleyInteractionIndex.attribute`.
+                Default: ``"baseline"``.
             output (str or callable, optional): what to score in the forward output, as in
                 :meth:`ShapleyInteractionIndex.attribute`. Default: a tensor, or ``logits``.
             descending (bool, optional): remove the highest scores first. Default: True.
@@ -295,12 +296,16 @@ class PairMaskingFaithfulness:
             scores if isinstance(scores, PairInteractions) else None)
         if result is not None:
             if isinstance(inputs, PairInteractions):
+                if not result.inputs:
+                    raise ValueError(
+                        "this result carries no inputs (it came from shapiq): pass the inputs "
+                        "and the result, evaluate(inputs, result, ...), with the arguments.")
                 inputs = result.inputs
-            elif not same_value(format_inputs(inputs), result.inputs):
+            elif result.inputs and not same_value(format_inputs(inputs), result.inputs):
                 warnings.warn(
                     "PairMaskingFaithfulness.evaluate: inputs differ from the inputs the "
                     f"{result.kind} values were computed with; the scores may not describe "
-                    "them.", UserWarning, stacklevel=2)
+                    "them.", UserWarning, stacklevel=3)
             if scores is None or isinstance(scores, PairInteractions):
                 scores = result.values
             context = merge_context(result, {
