@@ -39,6 +39,9 @@ def test_usage_examples_run() -> None:
     fusion_sii = namespace["fusion_sii"]
     assert isinstance(fusion_sii, torch.Tensor) and fusion_sii.shape == (2, 7, 7)
     assert float(fusion_sii.abs().max()) > 0
+    explained, again = namespace["explained"], namespace["again"]
+    torch.testing.assert_close(again.values, explained.values, check_dtype=False)
+    torch.testing.assert_close(namespace["shap_like"].sum(-1), explained.main_effects)
     by_mask = namespace["vilt_by_mask"]
     assert isinstance(by_mask, torch.Tensor) and by_mask.shape == (2, 7, 7)
     assert not torch.equal(by_mask, vilt_sii)  # another removal, another game
