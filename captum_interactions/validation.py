@@ -142,9 +142,10 @@ def check_bool(name: str, value: Any) -> bool:
     return value
 
 
-def check_callable(forward_func: Any) -> None:
+def check_callable(forward_func: Any, name: str = "forward_func") -> None:
     if not callable(forward_func):
-        raise TypeError("forward_func must be callable (a model or a function).")
+        what = "(a model or a function)" if name == "forward_func" else "(a function)"
+        raise TypeError(f"{name} must be callable {what}, got {type(forward_func).__name__}.")
 
 
 def check_finite(name: str, value: Tensor) -> None:
