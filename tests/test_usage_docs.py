@@ -39,6 +39,9 @@ def test_usage_examples_run() -> None:
     fusion_sii = namespace["fusion_sii"]
     assert isinstance(fusion_sii, torch.Tensor) and fusion_sii.shape == (2, 7, 7)
     assert float(fusion_sii.abs().max()) > 0
+    strongest = namespace["strongest"]
+    assert isinstance(strongest, list) and len(strongest) == 3
+    assert all(row["count"] == 10 for row in strongest)
     explained, again = namespace["explained"], namespace["again"]
     torch.testing.assert_close(again.values, explained.values, check_dtype=False)
     torch.testing.assert_close(namespace["shap_like"].sum(-1), explained.main_effects)
