@@ -25,6 +25,7 @@ test: $(STAMP)
 	$(MAKE) --no-print-directory bench-quick
 	$(PY) -m ruff check captum_interactions fl_i2moe_layer tests examples benchmarks
 	$(PY) -m mypy
+	$(MAKE) --no-print-directory docs
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
@@ -58,6 +59,17 @@ bench: $(STAMP)
 # Smoke run of every benchmark (tiny sizes, no timing asserted); part of `make test`.
 bench-quick: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider benchmarks --quick --benchmark-disable --threads 1
+
+# The documentation site (docs/site, Sphinx) -> docs/site/_build/html, warnings as errors; the
+# tutorial notebooks are executed on CPU during the build (cached); needs no network.
+.PHONY: docs
+DOCS_STAMP := $(VENV)/.docs-installed
+$(DOCS_STAMP): $(STAMP) pyproject.toml
+	$(PIP) install --quiet "torch==2.13.0" -e ".[docs]"
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	$(PY) -m sphinx -W --keep-going -b html docs/site docs/site/_build/html
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache
