@@ -146,6 +146,10 @@ def test_demo_writes_report(tmp_path, tmp_path_factory, small) -> None:
         assert name in page
     assert "Pair-masking tables" in page and "ranked drop" in page
     assert {"SII_p@1", "RG_p@1", "fl_i2moe_accuracy", "dense_accuracy"} <= set(headline)
+    # the rendered template: every figure captioned, the run block, the collapsed numbers
+    assert page.count("<img ") == page.count("<figcaption>") == page.count("<figure>") >= 8
+    assert 'id="run-settings"' in page and 'id="wall-time"' in page and "<details>" in page
+    assert "not finished" not in page
 
 
 def test_cli_planted_run_records_and_reuses_its_settings(tmp_path, tmp_path_factory, small,

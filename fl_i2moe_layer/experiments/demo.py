@@ -2,31 +2,42 @@
 
 Everything is computed with the package's own pieces (the planted dataset entry, the run
 builder and trainer of :mod:`.runs`, :class:`ExpertExplainer`, ``captum_interactions.metrics``);
-this module only orchestrates them and lays the results out as static HTML with PNG figures.
-Both trained models are saved as runs (``out/runs/fl_i2moe``, ``out/runs/dense``: checkpoints
-and ``run.json``), so ``fl-i2moe evaluate --checkpoint report/runs/fl_i2moe`` works on them.
+this module only orchestrates them and lays the results out as a static HTML page with PNG
+figures, rendered from the jinja2 template ``templates/report.html.j2`` (autoescaped: every
+value is HTML-escaped). Both trained models are saved as runs (``out/runs/fl_i2moe``,
+``out/runs/dense``: checkpoints and ``run.json``), so
+``fl-i2moe evaluate --checkpoint report/runs/fl_i2moe`` works on them.
 """
 
 from __future__ import annotations
 
-import html
+import math
+import platform
+import re
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from captum_interactions.metrics import concentration, requested_pair_mask
+from captum_interactions.metrics.pair_masking import N_NULL_DRAWS
 from fl_i2moe_layer.data.planted import RULES
 from fl_i2moe_layer.experiments.datasets import new_config, planted_splits
 from fl_i2moe_layer.experiments.evaluation import recover_pairs, recovery_masking
 from fl_i2moe_layer.experiments.runs import fit_run
 from fl_i2moe_layer.explain import ExpertExplainer
+from fl_i2moe_layer.explain.report import METHOD_TITLES
 from fl_i2moe_layer.storage import atomic_write_text
 
-_PAGE = ("<!doctype html><html><head><meta charset='utf-8'><title>{title}</title></head>"
-         "<body style='font-family:sans-serif'>{body}</body></html>")
+TEMPLATE = "report.html.j2"
+#: ExpertExplainer's default number of RG candidate pairs per example (the demo keeps it).
+RG_CANDIDATES = 8
+TITLE = "FL-I2MoE on the planted-interaction dataset"
 
 
 @dataclass
@@ -45,39 +56,351 @@ class DemoSettings:
         return cls(n=240, epochs=10, n_samples=256, limit=6, n_show=1, seed=seed)
 
 
+#: What each :class:`DemoSettings` field means (the report's settings table).
+SETTING_HELP = {
+    "n": "planted examples (70 % train, 30 % test; the test split also stops training early)",
+    "epochs": "maximum training epochs of each model",
+    "n_samples": "model evaluations per example for SII and RG",
+    "limit": "at most this many synergy / redundancy test examples scored for recovery",
+    "n_show": "examples of each rule shown in detail",
+    "seed": "seed of the data, initialisation, training and estimators",
+}
+
+# -- figure and page data ------------------------------------------------------------------
+
+
+@dataclass
+class Figure:
+    """One figure of the report and its caption.
+
+    Attributes:
+        file: the PNG's file name, next to ``index.html``.
+        title: a short heading.
+        shows: what the figure shows (axes, colours, units).
+        good: what a good result looks like.
+        uncertainty: what the error bars are, or why there are none.
+    """
+
+    file: str
+    title: str
+    shows: str
+    good: str
+    uncertainty: str
+
+
+@dataclass
+class Example:
+    """One example shown in detail: a heading, its routing weights and its figures."""
+
+    title: str
+    routing: list[tuple[str, float]]
+    figures: list[Figure]
+
+
+@dataclass
+class Table:
+    """A table of formatted cells with a title and a note under it."""
+
+    title: str
+    header: list[str]
+    rows: list[list[str]]
+    note: str = ""
+
+
+@dataclass
+class Page:
+    """Everything :func:`render_report` lays out. ``running`` pages only need ``settings``
+    and ``started``."""
+
+    settings: dict[str, Any]
+    started: str
+    running: bool = False
+    finished: str = ""
+    wall_s: float | None = None
+    versions: list[tuple[str, str]] = field(default_factory=list)
+    headline: dict[str, Any] = field(default_factory=dict)
+    stderr: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    figures: list[Figure] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    examples: list[Example] = field(default_factory=list)
+
+
+# -- numbers and names ---------------------------------------------------------------------
+
+MODEL_NAMES = {"fl_i2moe": "FL-I2MoE", "dense": "dense baseline"}
+METRIC_NAMES = {"accuracy": "accuracy", "auroc": "AUROC", "macro_f1": "macro-F1",
+                "micro_f1": "micro-F1", "loss": "loss"}
+EXPERT_NAMES = {"mixture": "mixture", "unique_0": "unique_0 (text)",
+                "unique_1": "unique_1 (image)", "synergy": "synergy", "redundancy": "redundancy",
+                "dense": "dense"}
+_RECOVERY = {"SII": ("SII", "synergy"), "RG": ("RG", "redundancy")}
+_CONCENTRATION = {"sii_gini": "SII Gini", "sii_top10": "SII top-10 % mass",
+                  "ig_gini": "IG Gini", "ig_top10": "IG top-10 % mass"}
+
+
+def fmt(value: Any, digits: int = 4) -> str:
+    """A number for the page: integers as they are, floats to ``digits`` significant
+    digits, NaN as an em dash."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    if not math.isfinite(value):
+        return "—" if math.isnan(value) else str(value)
+    return f"{value:.{digits}g}"
+
+
+def fmt_p(p: float) -> str:
+    """A p-value of the exchange test, floored at its resolution (1 / (draws + 1))."""
+    floor = 1 / (N_NULL_DRAWS + 1)
+    return f"≤ {floor:.0e}" if p <= floor * (1 + 1e-9) else f"{p:.3g}"
+
+
+def with_se(mean: float, se: float | None, digits: int = 3) -> str:
+    """``mean ± se``, or the mean alone when there is no standard error."""
+    if se is None or not math.isfinite(se):
+        return fmt(mean, digits)
+    return f"{fmt(mean, digits)} ± {fmt(se, 2)}"
+
+
+def standard_error(values: Tensor) -> float | None:
+    """Standard error of the mean over dim 0 of a 1-D tensor (finite entries); None with
+    fewer than two."""
+    v = values.detach().double().flatten()
+    v = v[torch.isfinite(v)]
+    return float(v.std() / math.sqrt(v.numel())) if v.numel() > 1 else None
+
+
+def readable_name(key: str) -> str:
+    """A reader's name for a headline key, e.g. ``fl_i2moe_macro_f1`` ->
+    "FL-I2MoE — macro-F1 (test split)", ``SII_p@1`` -> "SII on synergy examples —
+    planted pair in the top 1 (precision@1)". Unknown keys get their words back."""
+    model = re.fullmatch(r"(fl_i2moe|dense)[._](?:test_|val_)?(\w+)", key)
+    if model and model.group(2) in METRIC_NAMES:
+        return f"{MODEL_NAMES[model.group(1)]} — {METRIC_NAMES[model.group(2)]} (test split)"
+    routing = re.fullmatch(r"routing_([a-z]+)_(\w+)", key)
+    if routing and routing.group(1) in RULES:
+        expert = EXPERT_NAMES.get(routing.group(2), routing.group(2))
+        return f"Routing weight of {expert} on {routing.group(1)} examples (mean)"
+    recovery = re.fullmatch(r"(SII|RG)_(p@(\d+)|n|mask_gap@(\d+)|mask_p@(\d+))", key)
+    if recovery:
+        method, rule = _RECOVERY[recovery.group(1)]
+        what = recovery.group(2)
+        if recovery.group(3):
+            k = recovery.group(3)
+            detail = f"planted pair in the top {k} (precision@{k})"
+        elif what == "n":
+            detail = "examples scored"
+        elif recovery.group(4):
+            detail = f"pair-masking gap, {_pairs(recovery.group(4))} removed (ranked − random drop)"
+        else:
+            detail = f"pair-masking p-value, {_pairs(recovery.group(5))} removed"
+        return f"{method} on {rule} examples — {detail}"
+    topk = re.fullmatch(r"topk_aopc_(random_)?(\w+)", key)
+    if topk:
+        comp = EXPERT_NAMES.get(topk.group(2), topk.group(2))
+        ranking = "random tokens" if topk.group(1) else "IG ranking"
+        return f"Top-K% masking AOPC, {comp} — {ranking}"
+    conc = re.fullmatch(r"concentration_(FL-I2MoE|dense)_(\w+)", key)
+    if conc and conc.group(2) in _CONCENTRATION:
+        model_name = "FL-I2MoE" if conc.group(1) == "FL-I2MoE" else "dense baseline"
+        return f"Concentration, {model_name} mixture — {_CONCENTRATION[conc.group(2)]}"
+    if key == "wall_s":
+        return "Wall time of the run (s)"
+    words = re.sub(r"[._]+", " ", key).strip()
+    return words[:1].upper() + words[1:]
+
+
+def _pairs(count: str) -> str:
+    return f"{count} pair" if count == "1" else f"{count} pairs"
+
+
+def environment_versions() -> list[tuple[str, str]]:
+    """Versions of Python and of the packages the run used (transformers when importable)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    import fl_i2moe_layer
+
+    def installed(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    return [
+        ("Python", platform.python_version()),
+        ("torch", torch.__version__),
+        ("captum", installed("captum")),
+        ("transformers", installed("transformers")),
+        ("captum-interactions (this package)", fl_i2moe_layer.__version__),
+        ("matplotlib", installed("matplotlib")),
+        ("platform", f"{platform.system()} {platform.machine()}, "
+                     f"{torch.get_num_threads()} torch threads, CPU"),
+    ]
+
+
+# -- rendering ----------------------------------------------------------------------------
+
+
+def render_report(page: Page) -> str:
+    """The HTML of ``page`` from the packaged template, with autoescape on."""
+    import jinja2
+
+    # one name per joinpath: Python 3.10's Traversable takes a single child
+    source = resources.files("fl_i2moe_layer.experiments").joinpath("templates").joinpath(
+        TEMPLATE).read_text(encoding="utf-8")
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined,
+                             trim_blocks=True, lstrip_blocks=True)
+    env.filters["num"] = fmt
+    headline_rows = _task_table(page.metrics), _recovery_table(page.headline, page.stderr)
+    numbers = [(readable_name(k), k, fmt(v), fmt(page.stderr.get(k, math.nan), 2))
+               for k, v in page.headline.items()
+               if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    settings = [(k, fmt(v), SETTING_HELP.get(k, "")) for k, v in page.settings.items()]
+    return env.from_string(source).render(
+        title=TITLE, page=page, settings=settings, summary=[t for t in headline_rows if t.rows],
+        numbers=numbers, wall=_duration(page.wall_s))
+
+
+def write_report(path: str | Path, page: Page) -> Path:
+    """Render ``page`` and write it atomically to ``path``."""
+    return atomic_write_text(path, render_report(page))
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    minutes, rest = divmod(seconds, 60)
+    return f"{seconds:.1f} s" if minutes < 1 else f"{int(minutes)} min {rest:.0f} s " \
+                                                  f"({seconds:.1f} s)"
+
+
+def _task_table(metrics: Mapping[str, Mapping[str, float]]) -> Table:
+    columns = ("accuracy", "auroc", "macro_f1")
+    rows = [[MODEL_NAMES.get(kind, kind), *(fmt(m.get(c, math.nan), 3) for c in columns)]
+            for kind, m in metrics.items()]
+    return Table("Task metrics (test split)", ["model", *(METRIC_NAMES[c] for c in columns)],
+                 rows, "One training run per model and one split: no standard error is "
+                       "available for these numbers (run other seeds to see their spread). The "
+                       "test split also served for early stopping.")
+
+
+def _recovery_table(headline: Mapping[str, Any], stderr: Mapping[str, float]) -> Table:
+    rows = []
+    for key, (method, rule) in _RECOVERY.items():
+        if f"{key}_n" not in headline:
+            continue
+        gap = headline.get(f"{key}_mask_gap@1")
+        rows.append([
+            f"{method} on {rule} examples", fmt(headline[f"{key}_n"]),
+            with_se(headline[f"{key}_p@1"], stderr.get(f"{key}_p@1")),
+            with_se(headline[f"{key}_p@5"], stderr.get(f"{key}_p@5")),
+            "—" if gap is None else with_se(gap, stderr.get(f"{key}_mask_gap@1")),
+            "—" if gap is None else fmt_p(float(headline[f"{key}_mask_p@1"]))])
+    return Table("Planted-pair recovery (FL-I2MoE mixture, test split)",
+                 ["ranking", "examples", "precision@1", "precision@5",
+                  "masking gap @ 1 pair (logit)", "p (ranked > random)"], rows,
+                 "precision@k: share of the examples whose planted token × patch pair is among "
+                 "their k highest-scoring pairs (1 is perfect; a random ranking of the ~490 "
+                 "pairs scores about k / 490). Gap: how much more removing the top pair lowers "
+                 "the logit than removing a random pair. ± one standard error over the "
+                 "examples.")
+
+
+def masking_table(name: str, res: Any) -> Table:
+    """A :class:`Table` of a ``PairMaskingResult``: one row per budget, means ± standard
+    error over the examples."""
+    batch = int(res.ranked_drop.shape[0])
+    rows = []
+    for k, budget in enumerate(res.budgets):
+        ranked, random = res.ranked_drop[:, k], res.random_mean[:, k]
+        rows.append([str(budget), with_se(float(ranked.mean()), standard_error(ranked)),
+                     with_se(float(random.mean()), standard_error(random)),
+                     f"{float(res.gap[k]):+.4g}", f"{int(res.wins[k])}/{batch}",
+                     fmt_p(float(res.p_value[k]))])
+    note = (f"{batch} examples, {res.n_pairs} cross pairs each, {res.random_drop.shape[-1]} "
+            f"random draws per example; drop = original − masked logit; wins: examples whose "
+            f"ranked drop beats their mean random drop; p: one-sided {res.test} test that the "
+            "ranked drop is larger.")
+    return Table(name, ["pairs removed", "ranked drop", "random drop", "gap", "wins",
+                        "p (ranked > random)"], rows, note)
+
+
+# -- figures -----------------------------------------------------------------------------
+
+
 def _save(fig: Any, path: Path) -> str:
     import matplotlib.pyplot as plt
 
-    fig.savefig(path, dpi=90, bbox_inches="tight")
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path.name
 
 
-def _bar(path: Path, groups: dict[str, list[float]], labels: list[str], title: str) -> str:
+def _bar(path: Path, groups: Mapping[str, Sequence[float]],
+         errors: Mapping[str, Sequence[float | None]], labels: Sequence[str], *, ylabel: str,
+         xlabel: str, title: str, ylim: tuple[float, float] | None = None) -> str:
+    """Grouped bars with ±1 SE error bars (an error of None draws none)."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 3.2))
+    fig, ax = plt.subplots(figsize=(7.5, 3.6))
     width = 0.8 / max(len(groups), 1)
     for i, (name, values) in enumerate(groups.items()):
-        ax.bar([x + i * width for x in range(len(values))], values, width, label=name)
-    ax.set_xticks([x + 0.4 - width / 2 for x in range(len(labels))], labels, fontsize=8)
+        err = [math.nan if e is None else e for e in errors.get(name, [None] * len(values))]
+        ax.bar([x + i * width for x in range(len(values))], values, width, label=name,
+               yerr=err, capsize=3, error_kw={"elinewidth": 1, "ecolor": "0.15"})
+    ax.set_xticks([x + 0.4 - width / 2 for x in range(len(labels))], labels, fontsize=9)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
     ax.set_title(title)
-    ax.legend(fontsize=7)
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
+    ax.legend(fontsize=8)
     return _save(fig, path)
 
 
-def _masking_curve(path: Path, results: dict[str, Any], title: str) -> str:
+def _masking_curve(path: Path, results: Mapping[str, Any], title: str) -> str:
+    """Mean drop against the number of pairs removed, ranked (solid) and random (dashed),
+    ±1 SE over the examples; the series are nudged sideways so that their bars stay apart."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5, 3.2))
-    for name, res in results.items():
-        ax.plot(res.budgets, res.ranked_drop.mean(0).tolist(), "o-", label=f"{name} ranked")
-        ax.plot(res.budgets, res.random_mean.mean(0).tolist(), "x--", label=f"{name} random")
-    ax.set_xlabel("pairs removed")
-    ax.set_ylabel("mean drop of the logit")
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    n_series = 2 * len(results)
+    budgets: list[int] = []
+    for i, (name, res) in enumerate(results.items()):
+        budgets = sorted(set(budgets) | set(res.budgets))
+        for j, (values, style, label) in enumerate(((res.ranked_drop, "o-", "ranked"),
+                                                    (res.random_mean, "x--", "random"))):
+            nudge = 1.05 ** (2 * i + j - (n_series - 1) / 2)
+            se = [standard_error(values[:, k]) for k in range(values.shape[1])]
+            ax.errorbar([b * nudge for b in res.budgets], values.mean(0).tolist(),
+                        yerr=[math.nan if e is None else e for e in se], fmt=style,
+                        color=f"C{i}", capsize=3, label=f"{name}: {label} pairs")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(budgets, [str(b) for b in budgets])
+    ax.minorticks_off()
+    ax.set_xlabel("token × patch pairs removed (log scale)")
+    ax.set_ylabel("drop of the explained logit\n(original − masked, logit units)")
     ax.set_title(title)
-    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)
     return _save(fig, path)
+
+
+def _se_note(counts: Mapping[str, int], what: str = "examples") -> str:
+    """The caption's sentence about the error bars, honest about groups of one."""
+    n = ", ".join(f"{v} for {k}" for k, v in counts.items()) if len(counts) > 1 else \
+        str(next(iter(counts.values())))
+    if all(v > 1 for v in counts.values()):
+        return f"Error bars: ± one standard error of the mean over the {what} (n = {n})."
+    return (f"Error bars: ± one standard error of the mean over the {what} (n = {n}); a group "
+            "with a single example has no standard error and is drawn without a bar.")
+
+
+# -- the run -------------------------------------------------------------------------------
 
 
 def run_demo(out_dir: str | Path = "report", *, settings: DemoSettings | None = None,
@@ -91,16 +414,13 @@ def run_demo(out_dir: str | Path = "report", *, settings: DemoSettings | None = 
     """
     s = settings or DemoSettings()
     start = time.perf_counter()
+    page = Page(settings=asdict(s), started=time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+                running=True)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     # Until the run finishes, index.html says so: a killed or failed run never leaves an
     # earlier report that looks current.
-    atomic_write_text(out / "index.html", _PAGE.format(
-        title="FL-I2MoE demo: running", body=(
-            f"<h1>FL-I2MoE demo: not finished</h1><p>A run started at "
-            f"{html.escape(time.strftime('%Y-%m-%d %H:%M:%S'))} and has not written its report "
-            "yet. If it is no longer running, it failed or was stopped: see its output, and "
-            "run <code>fl-i2moe demo</code> again.</p>")))
+    write_report(out / "index.html", page)
     configs = {kind: new_config("planted", model=kind, n=s.n, epochs=s.epochs, seed=s.seed)
                for kind in ("fl_i2moe", "dense")}
     train, test = planted_splits(configs["fl_i2moe"], cache_dir=cache_dir, progress=progress)
@@ -111,24 +431,46 @@ def run_demo(out_dir: str | Path = "report", *, settings: DemoSettings | None = 
                                progress=progress)
         metrics[kind] = config.metrics
     fl = models["fl_i2moe"]
-    figures: list[tuple[str, str]] = []
+    figures: list[Figure] = []
+    stderr: dict[str, float] = {}
+
+    def put_se(key: str, values: Tensor) -> None:
+        se = standard_error(values)
+        if se is not None:
+            stderr[key] = se
 
     # Routing by rule type (global explanation).
     dist = ExpertExplainer(fl).routing_distribution(test.dataset())
     names = list(dist.expert_names)
-    headline_routing: dict[str, float] = {}
-    by_rule = {rule: dist.weights[test.rule == r].mean(0).tolist() for r, rule in enumerate(RULES)
-               if bool((test.rule == r).any())}
-    for rule, values in by_rule.items():
-        for name, value in zip(names, values, strict=True):
-            headline_routing[f"routing_{rule}_{name}"] = value
-    figures.append(("Routing weights by rule type (FL-I2MoE, test split)",
-                    _bar(out / "routing_by_rule.png", by_rule, names, "mean routing weight")))
+    headline: dict[str, Any] = {}
+    by_rule, by_rule_se, counts = {}, {}, {}
+    for r, rule in enumerate(RULES):
+        w = dist.weights[test.rule == r]
+        if not w.shape[0]:
+            continue
+        by_rule[rule] = w.mean(0).tolist()
+        by_rule_se[rule] = [standard_error(w[:, e]) for e in range(w.shape[1])]
+        counts[rule] = int(w.shape[0])
+        for e, name in enumerate(names):
+            headline[f"routing_{rule}_{name}"] = by_rule[rule][e]
+            put_se(f"routing_{rule}_{name}", w[:, e])
+    figures.append(Figure(
+        _bar(out / "routing_by_rule.png", by_rule, by_rule_se,
+             [EXPERT_NAMES.get(n, n) for n in names], ylabel="mean routing weight (0–1)",
+             xlabel="expert", title="Routing weights by rule type", ylim=(0, 1.05)),
+        "Routing weights by rule type (FL-I2MoE, test split)",
+        "The mean weight FL-I2MoE's router gives each expert (the four weights of an example "
+        "sum to 1), over the test examples of each planted rule type (colours). unique_0 sees "
+        "the text alone, unique_1 the image alone.",
+        "the weights follow the rule: unique_0 highest on text examples, unique_1 on image "
+        "examples, the synergy expert on synergy examples, the redundancy expert on "
+        "redundancy examples. Identical bars for every rule mean the router ignores the "
+        "interaction type (on this task it tends to collapse onto unique_0: docs/data.md).",
+        _se_note(counts, "test examples of each rule")))
 
     # Recovery and pair masking.
-    headline: dict[str, Any] = dict(headline_routing)
     headline |= {f"{k}_{m}": v for k in metrics for m, v in metrics[k].items()
-                                if m in ("accuracy", "auroc", "macro_f1")}
+                 if m in ("accuracy", "auroc", "macro_f1")}
     recoveries, masking = {}, {}
     for rule in ("synergy", "redundancy"):
         rec = recover_pairs(fl, test, rule, n_samples=s.n_samples, limit=s.limit, seed=s.seed)
@@ -137,20 +479,32 @@ def run_demo(out_dir: str | Path = "report", *, settings: DemoSettings | None = 
         headline[f"{method}_p@1"] = rec.precision_at(1)
         headline[f"{method}_p@5"] = rec.precision_at(5)
         headline[f"{method}_n"] = int(rec.ranks.numel())
+        put_se(f"{method}_p@1", (rec.ranks <= 1).float())
+        put_se(f"{method}_p@5", (rec.ranks <= 5).float())
         if rec.ranks.numel():
             res = recovery_masking(fl, test, rec, seed=s.seed)
-            masking[f"{method} ({rule})"] = res
+            masking[f"{method} ranking on {rule} examples"] = res
             headline[f"{method}_mask_gap@1"] = float(res.gap[0])
             headline[f"{method}_mask_p@1"] = float(res.p_value[0])
+            put_se(f"{method}_mask_gap@1", res.ranked_drop[:, 0] - res.random_mean[:, 0])
     if masking:
-        figures.append(("Pair masking: ranked vs random (FL-I2MoE mixture)",
-                        _masking_curve(out / "pair_masking.png", masking, "pair masking")))
+        figures.append(Figure(
+            _masking_curve(out / "pair_masking.png", masking, "Pair masking, FL-I2MoE mixture"),
+            "Pair masking: ranked vs random pairs (FL-I2MoE mixture)",
+            "How much the explained logit drops (original − masked, in logit units) when the "
+            "b highest-ranked token × patch pairs are removed (solid lines, circles) or b "
+            "random cross pairs (dashed, crosses; mean of 10 draws per example). SII ranks "
+            "the pairs of the synergy examples, RG those of the redundancy examples. The "
+            "x-axis is logarithmic.",
+            "each solid line well above the dashed line of its colour, most of all at 1 pair "
+            "removed: the top-ranked pair carries the planted evidence. Overlapping lines "
+            "mean the ranking does no better than chance.",
+            _se_note({k.split(" ranking")[0]: int(r.ranked_drop.shape[0])
+                      for k, r in masking.items()}, "scored examples")))
 
     # Chosen examples: all methods, every expert (top-K% masking and concentration too).
     chosen = torch.cat([recoveries[r].index[: s.n_show] for r in recoveries])
-    example_html = []
-    topk_rows: dict[str, list[float]] = {}
-    conc: dict[str, list[float]] = {}
+    examples: list[Example] = []
     if chosen.numel():
         sub = test.subset(chosen)
         ds = sub.dataset()
@@ -161,61 +515,150 @@ def run_demo(out_dir: str | Path = "report", *, settings: DemoSettings | None = 
             ds.inputs, ds.masks, target=0, n_samples=s.n_samples, seed=s.seed,
             methods=("integrated_gradients", "sii"), components=("mixture",),
             faithfulness=False)
+        topk: dict[str, list[float]] = {"IG ranking": [], "random tokens": []}
+        topk_se: dict[str, list[float | None]] = {"IG ranking": [], "random tokens": []}
+        comps = []
         for comp in report.components:
             f = report[comp].faithfulness.get("integrated_gradients")
-            if f is not None:
-                topk_rows[comp] = [float(f.aopc_comprehensiveness.mean()),
-                                   float(f.random_aopc_comprehensiveness.mean())]
-                headline[f"topk_aopc_{comp}"] = topk_rows[comp][0]
-                headline[f"topk_aopc_random_{comp}"] = topk_rows[comp][1]
-        figures.append(("Top-K% masking per expert (IG, AOPC comprehensiveness vs random)",
-                        _bar(out / "topk_per_expert.png",
-                             {"IG": [v[0] for v in topk_rows.values()],
-                              "random": [v[1] for v in topk_rows.values()]},
-                             list(topk_rows), "AOPC comprehensiveness")))
+            if f is None:
+                continue
+            comps.append(comp)
+            for label, values, key in (
+                    ("IG ranking", f.aopc_comprehensiveness, f"topk_aopc_{comp}"),
+                    ("random tokens", f.random_aopc_comprehensiveness,
+                     f"topk_aopc_random_{comp}")):
+                topk[label].append(float(values.mean()))
+                topk_se[label].append(standard_error(values))
+                headline[key] = topk[label][-1]
+                put_se(key, values)
+        n_ex = len(sub)
+        figures.append(Figure(
+            _bar(out / "topk_per_expert.png", topk, topk_se,
+                 [EXPERT_NAMES.get(c, c) for c in comps],
+                 ylabel="AOPC comprehensiveness\n(mean logit drop)", xlabel="component",
+                 title="Top-K% masking per component (Integrated Gradients)"),
+            "Top-K% masking per component (Integrated Gradients)",
+            "AOPC comprehensiveness of each component's own Integrated Gradients ranking: "
+            "the mean drop of the component's logit (logit units) when its top 10 % and 25 % "
+            "tokens are removed, against the same numbers of random tokens (mean of 5 "
+            f"draws), over the {n_ex} examples shown below.",
+            "the IG bar clearly above the random bar for the mixture and the experts that "
+            "carry the prediction; small bars for experts with little routing weight are "
+            "expected (their logit hardly depends on the input).",
+            _se_note({"examples": n_ex})))
         pair_mask = requested_pair_mask(tuple(ds.inputs))
+        conc: dict[str, list[float]] = {}
+        conc_se: dict[str, list[float | None]] = {}
         for label, rep in (("FL-I2MoE", report), ("dense", dense_report)):
             sii = rep["mixture"].sii
             assert sii is not None  # "sii" is among the explained methods
             c_sii = concentration(sii, pair_mask)
             c_ig = rep["mixture"].concentration["integrated_gradients"]
-            conc[label] = [float(c_sii.gini.mean()), float(c_sii.top_mass.mean()),
-                           float(c_ig.gini.mean()), float(c_ig.top_mass.mean())]
-            for name, value in zip(("sii_gini", "sii_top10", "ig_gini", "ig_top10"),
-                                   conc[label], strict=True):
-                headline[f"concentration_{label}_{name}"] = value
-        figures.append(("Concentration: FL-I2MoE vs dense (mixture)",
-                        _bar(out / "concentration.png", conc,
-                             ["SII gini", "SII top10%", "IG gini", "IG top10%"],
-                             "concentration (higher = more concentrated)")))
+            parts = (c_sii.gini, c_sii.top_mass, c_ig.gini, c_ig.top_mass)
+            conc[label] = [float(v.mean()) for v in parts]
+            conc_se[label] = [standard_error(v) for v in parts]
+            for name, values in zip(_CONCENTRATION, parts, strict=True):
+                headline[f"concentration_{label}_{name}"] = float(values.mean())
+                put_se(f"concentration_{label}_{name}", values)
+        figures.append(Figure(
+            _bar(out / "concentration.png",
+                 {MODEL_NAMES["fl_i2moe"]: conc["FL-I2MoE"], MODEL_NAMES["dense"]: conc["dense"]},
+                 {MODEL_NAMES["fl_i2moe"]: conc_se["FL-I2MoE"],
+                  MODEL_NAMES["dense"]: conc_se["dense"]},
+                 list(_CONCENTRATION.values()), ylabel="concentration (0–1)",
+                 xlabel="measure", title="Concentration of the mixture's explanations",
+                 ylim=(0, 1.05)),
+            "Concentration: FL-I2MoE vs dense baseline (mixture)",
+            "How concentrated each model's explanations are: the Gini coefficient of the "
+            "absolute scores (0: spread evenly, near 1: all on one entry) and the share of the "
+            "absolute mass in the top 10 % of entries, for SII over the token × patch pairs and "
+            f"for IG over the tokens, averaged over the {n_ex} examples shown below.",
+            "on planted data, where one pair or one cue decides, higher values: a concentrated "
+            "map points at few features. Equal bars mean FL-I2MoE's explanations are no "
+            "sharper than the dense model's.",
+            _se_note({"examples": n_ex})))
         images = sub.images()
-        for b in range(len(sub)):
-            rule = RULES[int(sub.rule[b])]
-            tok, pat = int(sub.pair_token[b]), int(sub.pair_patch[b])
-            tokens = sub.tokens(b)
-            stem = f"ex{b}"
-            files = [
-                _save(report.plot_text(tokens, "mixture", example=b), out / f"{stem}_text.png"),
-                _save(report.plot_image(images[b], "mixture", example=b),
-                      out / f"{stem}_image.png"),
-            ]
-            for method in ("sii", "redundancy_gap"):
-                fig = report.plot_interactions("mixture", method, example=b, row_labels=tokens)
-                fig.axes[0].scatter([pat], [tok], s=120, facecolors="none", edgecolors="lime",
-                                    linewidths=2, label="planted pair")
-                files.append(_save(fig, out / f"{stem}_{method}.png"))
-            w = ", ".join(f"{n}={v:.2f}" for n, v in zip(report.expert_names,
-                                                          report.weights[b].tolist(),
-                                                          strict=True))
-            example_html.append(
-                f"<h3>Example {b}: rule {rule}, text “{html.escape(sub.texts[b])}”, planted "
-                f"token {tok} × patch {pat}</h3><p>routing: {w}</p>"
-                + "".join(f'<img src="{f}" style="max-height:300px">' for f in files))
+        for b in range(n_ex):
+            examples.append(_example(out, report, sub, images[b], b, s.n_samples))
     headline["wall_s"] = time.perf_counter() - start
-    _write_html(out / "index.html", headline, metrics, figures, example_html, masking)
+    page.running = False
+    page.finished = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    page.wall_s = headline["wall_s"]
+    page.versions = environment_versions()
+    page.headline, page.stderr, page.metrics = headline, stderr, metrics
+    page.figures = figures
+    page.tables = [masking_table(name, res) for name, res in masking.items()]
+    page.examples = examples
+    write_report(out / "index.html", page)
     print(format_headline(headline))
     print(f"report: {out / 'index.html'}")
     return headline
+
+
+def _example(out: Path, report: Any, sub: Any, image: Tensor, b: int,
+             n_samples: int) -> Example:
+    """The figures of example ``b`` of the chosen subset (``sub``)."""
+    rule = RULES[int(sub.rule[b])]
+    tok, pat = int(sub.pair_token[b]), int(sub.pair_patch[b])
+    tokens = sub.tokens(b)
+    word = tokens[tok] if 0 <= tok < len(tokens) else "?"
+    stem = f"ex{b}"
+    single = ("One example: these are point estimates, no standard error is shown "
+              f"(SII and RG are Monte Carlo estimates from {n_samples} evaluations).")
+    figs = [
+        Figure(_save(report.plot_text(tokens, "mixture", example=b, width=5.5),
+                     out / f"{stem}_text.png"),
+               "Text tokens, Integrated Gradients (mixture)",
+               "The example's text tokens ([CLS], 8 words, [SEP]), each on a background "
+               "coloured by its Integrated Gradients attribution to the mixture's logit (red "
+               "raises it, blue lowers it; colour bar in logit units). Text is white on dark "
+               "backgrounds.",
+               f"the planted cue word (token {tok}, “{word}”) is the most strongly coloured "
+               "(red for a positive example); the distractor words stay pale.",
+               "One example: point estimates, no standard error."),
+        Figure(_save(report.plot_image(image, "mixture", example=b), out / f"{stem}_image.png"),
+               "Image patches, Integrated Gradients (mixture)",
+               "The 224 × 224 image with the Integrated Gradients attribution of each of its "
+               "7 × 7 patches (32 × 32 tiles) overlaid, half transparent: red raises the "
+               "mixture's logit, blue lowers it (colour bar in logit units).",
+               f"the planted cue tile (patch {pat}: row {pat // 7}, column {pat % 7}, counted "
+               "from 0 at the top left) is the strongest red.",
+               "One example: point estimates, no standard error."),
+    ]
+    for method, what, good in (
+            ("sii", "Shapley Interaction Index (SII)",
+             "on a synergy example the circled cell is the deepest red of the map (the two "
+             "cues count only together); on a redundancy example it is blue (either cue "
+             "alone suffices, so together they add less than apart)."),
+            ("redundancy_gap", "Redundancy Gap (RG, ≥ 0)",
+             "on a redundancy example the circled cell is the darkest of the map; on a "
+             "synergy example the planted pair need not stand out. An empty circled cell on a "
+             "redundancy example means the planted pair was not among the scored pairs: its "
+             "SII was not negative enough.")):
+        fig = report.plot_interactions(
+            "mixture", method, example=b, row_labels=tokens, ylabel="text token",
+            xlabel="image patch (row-major index in the 7 × 7 grid)")
+        ax = fig.axes[0]
+        ax.set_title(f"{METHOD_TITLES[method]} (mixture), example {b + 1}")
+        ax.scatter([pat], [tok], s=170, facecolors="none", edgecolors="black", linewidths=3.5)
+        ax.scatter([pat], [tok], s=170, facecolors="none", edgecolors="lime", linewidths=2,
+                   label="planted pair")
+        ax.legend(loc="upper left", bbox_to_anchor=(0, -0.16), fontsize=8, frameon=False)
+        scale = ("the scale is symmetric around 0" if method == "sii" else
+                 f"the palest colour is 0; RG is scored only on the {RG_CANDIDATES} pairs with "
+                 "the most negative SII, every other pair is left at 0")
+        figs.append(Figure(
+            _save(fig, out / f"{stem}_{method}.png"),
+            f"Token × patch {what.split(' (')[0]} (mixture)",
+            f"The {what} of every text-token × image-patch pair for the mixture's logit, in "
+            f"logit units (colour bar; {scale}). Rows: text tokens; columns: image patches. "
+            "The planted pair is circled in green.",
+            good, single))
+    routing = [(EXPERT_NAMES.get(n, n), float(v))
+               for n, v in zip(report.expert_names, report.weights[b].tolist(), strict=True)]
+    title = (f"Example {b + 1}: {rule} rule, “{sub.texts[b]}”, planted pair token {tok} "
+             f"× patch {pat}")
+    return Example(title, routing, figs)
 
 
 def format_headline(h: dict[str, Any]) -> str:
@@ -235,27 +678,5 @@ def format_headline(h: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _write_html(path: Path, headline: dict[str, Any], metrics: dict[str, Any],
-                figures: list[tuple[str, str]], examples: list[str],
-                masking: dict[str, Any]) -> None:
-    rows = "".join(f"<tr><td>{k}</td>" + "".join(f"<td>{v:.3f}</td>" for v in (
-        m["accuracy"], m["auroc"], m["macro_f1"])) + "</tr>" for k, m in metrics.items())
-    masks = "".join(f"<h3>{html.escape(k)}</h3><pre>{html.escape(r.summary())}</pre>"
-                    for k, r in masking.items())
-    numbers = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.4g}</td></tr>"
-                      for k, v in headline.items() if isinstance(v, (int, float)))
-    figs = "".join(f'<h2>{html.escape(t)}</h2><img src="{f}">' for t, f in figures)
-    body = (
-        "<h1>FL-I2MoE on the planted-interaction dataset</h1>"
-        f"<pre>{html.escape(format_headline(headline))}</pre>"
-        "<h2>Task metrics (test split)</h2><table border=1><tr><th>model</th><th>accuracy</th>"
-        f"<th>AUROC</th><th>macro-F1</th></tr>{rows}</table>"
-        f"{figs}<h2>All numbers</h2><table border=1>{numbers}</table>"
-        f"<h2>Pair-masking tables</h2>{masks}<h2>Chosen examples</h2>"
-        "<p>Text tokens and image patches coloured by Integrated Gradients; token × patch SII "
-        "and RG maps with the planted pair circled in green.</p>" + "".join(examples)
-    )
-    atomic_write_text(path, _PAGE.format(title="FL-I2MoE demo", body=body))
-
-
-__all__ = ["DemoSettings", "format_headline", "run_demo"]
+__all__ = ["DemoSettings", "Example", "Figure", "Page", "Table", "format_headline",
+           "readable_name", "render_report", "run_demo", "write_report"]

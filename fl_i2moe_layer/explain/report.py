@@ -16,6 +16,19 @@ TOKEN_METHODS = ("integrated_gradients", "attention_gradient")
 PAIR_METHODS = ("sii", "redundancy_gap")
 METHODS = TOKEN_METHODS + PAIR_METHODS
 
+#: Display names of the methods (figure titles).
+METHOD_TITLES = {"integrated_gradients": "Integrated Gradients",
+                 "attention_gradient": "attention × gradient", "sii": "SII",
+                 "redundancy_gap": "Redundancy Gap"}
+#: What a method's colour means (colour-bar labels); scores are in units of the explained
+#: output (a logit), except the rollout relevance, which has none.
+COLOUR_LABELS = {
+    "integrated_gradients": "IG attribution (logit units)\nred raises the output, blue lowers it",
+    "attention_gradient": "relevance (unitless, ≥ 0)",
+    "sii": "SII (logit units)\nred: synergy, blue: substitution",
+    "redundancy_gap": "RG (logit units, ≥ 0)\ndarker red: more redundant",
+}
+
 
 @dataclass
 class ComponentExplanation:
@@ -127,21 +140,29 @@ class ExplanationReport:
                           example: int = 0, modalities: tuple[int, int] = (0, 1),
                           row_labels: list[str] | None = None,
                           col_labels: list[str] | None = None,
+                          xlabel: str | None = None, ylabel: str | None = None,
                           path: str | os.PathLike[str] | None = None) -> Any:
-        """Heatmap of the token × patch block of a pair map."""
+        """Heatmap of the token × patch block of a pair map; the axes default to
+        "modality m token" and the colour bar says what the colour means."""
         block = self.cross_map(component, method, example=example, modalities=modalities)
-        title = f"{method} ({component}), example {example}"
-        return plots.plot_interaction_heatmap(block, row_labels=row_labels,
-                                              col_labels=col_labels, title=title, path=path)
+        title = f"{METHOD_TITLES[method]} ({component}), example {example}"
+        return plots.plot_interaction_heatmap(
+            block, row_labels=row_labels, col_labels=col_labels, title=title,
+            xlabel=f"modality {modalities[1]} token" if xlabel is None else xlabel,
+            ylabel=f"modality {modalities[0]} token" if ylabel is None else ylabel,
+            colorbar_label=COLOUR_LABELS[method], signed=method != "redundancy_gap", path=path)
 
     def plot_text(self, tokens: list[str], component: str = "mixture",
                   method: str = "integrated_gradients", *, example: int = 0,
-                  modality: int = 0, path: str | os.PathLike[str] | None = None) -> Any:
-        """Text with each token highlighted by its score."""
+                  modality: int = 0, width: float = 10.0,
+                  path: str | os.PathLike[str] | None = None) -> Any:
+        """Text with each token highlighted by its score (wrapped to ``width`` inches)."""
         modality = self._modality("modality", modality)
         scores = self[component].tokens(method)[modality][self._example(example)]
         return plots.plot_text_attributions(tokens, scores[: len(tokens)],
-                                            title=f"{method} ({component})", path=path)
+                                            title=f"{METHOD_TITLES[method]} ({component})",
+                                            colorbar_label=COLOUR_LABELS[method],
+                                            width=width, path=path)
 
     def plot_image(self, image: Tensor, component: str = "mixture",
                    method: str = "integrated_gradients", *, example: int = 0,
@@ -149,8 +170,9 @@ class ExplanationReport:
         """The image with its patch scores overlaid."""
         modality = self._modality("modality", modality)
         scores = self[component].tokens(method)[modality][self._example(example)]
-        return plots.plot_image_patches(image, scores, title=f"{method} ({component})",
-                                        path=path)
+        return plots.plot_image_patches(image, scores,
+                                        title=f"{METHOD_TITLES[method]} ({component})",
+                                        colorbar_label=COLOUR_LABELS[method], path=path)
 
 
 @dataclass
