@@ -43,6 +43,7 @@ PAGES: dict[str, str] = {
     "docs/metrics.md": "guide/metrics",
     "docs/fl_i2moe.md": "guide/fl_i2moe",
     "docs/data.md": "guide/data",
+    "docs/scaling.md": "guide/scaling",
     "docs/benchmarks.md": "tutorials/benchmarks",
     "docs/tutorial.md": "tutorials/real-weights",
 }
