@@ -3,7 +3,9 @@ cross-modal evidence, with frozen encoders, a trainer and expert-wise explanatio
 
 Public API:
 
-* :class:`FLI2MoE`: the mixture-of-experts fusion layer; :class:`DenseFusion`: the baseline.
+* :class:`FLI2MoE`: the mixture-of-experts fusion layer; :class:`DenseFusion`: the baseline;
+  ``save_pretrained(folder)`` / ``from_pretrained(folder)`` on both (and on
+  :class:`ProjectedFusion`), :func:`load_pretrained` for any of them.
 * :class:`TextEncoder`, :class:`ImageEncoder`: frozen backbones + trainable projection;
   :class:`FeatureCache` encodes a dataset once.
 * :class:`Trainer`: seeded training with early stopping and resumable checkpoints.
@@ -20,9 +22,18 @@ from __future__ import annotations
 
 from fl_i2moe_layer.encoders import FeatureCache, ImageEncoder, TextEncoder
 from fl_i2moe_layer.explain import ExpertExplainer
-from fl_i2moe_layer.model import DenseFusion, FLI2MoE, FusionConfig, FusionOutput
+from fl_i2moe_layer.model import (
+    DenseFusion,
+    FLI2MoE,
+    FusionConfig,
+    FusionOutput,
+    load_pretrained,
+)
+from fl_i2moe_layer.model.pretrained import package_version
 from fl_i2moe_layer.model.projected import ProjectedFusion
 from fl_i2moe_layer.training import FusionDataset, Trainer
+
+__version__ = package_version()
 
 __all__ = [
     "DenseFusion",
@@ -36,4 +47,6 @@ __all__ = [
     "ProjectedFusion",
     "TextEncoder",
     "Trainer",
+    "__version__",
+    "load_pretrained",
 ]

@@ -9,16 +9,22 @@ Examples::
     fl-i2moe train --dataset mmimdb --data-dir data/mmimdb --out runs/mmimdb
     fl-i2moe evaluate --checkpoint runs/mmimdb --data-dir data/mmimdb --faithfulness
     fl-i2moe explain --checkpoint runs/mmimdb --data-dir data/mmimdb --index 0 4
+
+Errors caused by the arguments or the files they name are printed as one line
+(``fl-i2moe: error: ...``, exit status 2); ``--debug`` also prints the traceback. Progress is
+a tqdm bar on a terminal and a log line every 30 s otherwise (see fl_i2moe_layer.progress).
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from fl_i2moe_layer.experiments.datasets import DATASETS
 
@@ -49,70 +55,131 @@ def _positive_float(text: str) -> float:
 POSITIVE, INDEX = _count(1), _count(0)
 
 
+class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keeps the description's line breaks and appends ``(default: ...)`` to every option
+    whose help does not state its default already (dataset-dependent defaults are spelled out
+    in the help text)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if ("default" in text or action.default is argparse.SUPPRESS or action.required
+                or not action.option_strings):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line, ``fl-i2moe: error: ...``, exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{PROG}: error: {message} (see `{self.prog} --help`)\n")
+
+
+PROG = "fl-i2moe"
+CACHE_HELP = "feature cache folder (default: $FL_I2MOE_CACHE or ~/.cache/fl_i2moe)"
+MODEL_KINDS = ("fl_i2moe", "dense")
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    # SUPPRESS: a subcommand's default must not overwrite `fl-i2moe --debug <command>`.
+    parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="on an error, show the full traceback (default: off)")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="fl-i2moe", description=(__doc__ or "").split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Start with `fl-i2moe demo --quick`; see docs/data.md.")
-    sub = p.add_subparsers(dest="command", required=True)
-    d = sub.add_parser("demo", help="planted data -> FL-I2MoE + dense -> report/index.html")
-    d.add_argument("--out", default="report", help="report folder (default: report)")
-    d.add_argument("--quick", action="store_true", help="small data, few epochs (~1 min)")
-    d.add_argument("--seed", type=INDEX, default=0)
-    d.add_argument("--cache-dir", default=None,
-                   help="feature cache (default: $FL_I2MOE_CACHE or ~/.cache/fl_i2moe)")
-    t = sub.add_parser("train", help="train FL-I2MoE (or the dense baseline) on a dataset; "
-                                     "writes best.safetensors and run.json")
-    t.add_argument("--dataset", choices=tuple(DATASETS), default="planted")
+    from fl_i2moe_layer.model.pretrained import package_version
+
+    p = _Parser(
+        prog=PROG, formatter_class=_Formatter,
+        description="FL-I2MoE from the command line: `demo` runs the planted-interaction "
+                    "pipeline end to end; `train`, `evaluate` and `explain` work on any "
+                    "dataset entry (planted, mmimdb, enrico, mmhs150k).",
+        epilog="Start with `fl-i2moe demo --quick`; see docs/data.md. Errors are printed as "
+               "one line (`fl-i2moe: error: ...`, exit status 2); --debug shows the traceback.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {package_version()}",
+                   help="print the package version and exit")
+    _add_common(p)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                           parser_class=_Parser)
+
+    def command(name: str, helptext: str) -> argparse.ArgumentParser:
+        parser = sub.add_parser(name, help=helptext, description=helptext,
+                                formatter_class=_Formatter)
+        _add_common(parser)
+        return parser
+
+    d = command("demo", "planted data -> FL-I2MoE + dense -> report/index.html")
+    d.add_argument("--out", default="report", help="report folder")
+    d.add_argument("--quick", action="store_true",
+                   help="small data, few epochs (~1 min) (default: off)")
+    d.add_argument("--seed", type=INDEX, default=0, help="data, initialisation and training seed")
+    d.add_argument("--cache-dir", default=None, help=CACHE_HELP)
+
+    t = command("train", "train FL-I2MoE (or the dense baseline) on a dataset; writes "
+                         "best.safetensors, last.safetensors and run.json")
+    t.add_argument("--dataset", choices=tuple(DATASETS), default="planted",
+                   help="the dataset")
     t.add_argument("--data-dir", default=None,
-                   help="dataset folder (real datasets; default: data/<dataset>)")
-    t.add_argument("--model", choices=("fl_i2moe", "dense"), default=None,
-                   help="default: fl_i2moe")
+                   help="dataset folder of a real dataset (default: data/<dataset>)")
+    t.add_argument("--model", choices=MODEL_KINDS, default="fl_i2moe",
+                   help="the fusion model (recorded in the checkpoints)")
     t.add_argument("--out", default=None, help="run folder (default: runs/<dataset>)")
-    t.add_argument("--n", type=POSITIVE, default=None, help="planted examples (default: 800)")
+    t.add_argument("--n", type=POSITIVE, default=None,
+                   help="planted examples (default: 800)")
     t.add_argument("--split-limit", type=POSITIVE, default=None,
-                   help="real datasets: use at most N items per split")
+                   help="real datasets: use at most N items per split (default: all)")
     # None means the dataset's default (fl_i2moe_layer.experiments.datasets.DATASETS).
-    t.add_argument("--epochs", type=POSITIVE, default=None, help="default: 40")
-    t.add_argument("--seed", type=INDEX, default=None, help="default: 0")
+    t.add_argument("--epochs", type=POSITIVE, default=None, help="most epochs (default: 40)")
+    t.add_argument("--seed", type=INDEX, default=None,
+                   help="data (planted), initialisation and training seed (default: 0)")
     t.add_argument("--hidden-dim", type=POSITIVE, default=None,
-                   help="default: 32 (planted), 64 (real datasets)")
-    t.add_argument("--num-layers", type=POSITIVE, default=None, help="default: 1")
+                   help="fusion width (default: 32 planted, 64 real datasets)")
+    t.add_argument("--num-layers", type=POSITIVE, default=None,
+                   help="Transformer layers per expert (default: 1)")
     t.add_argument("--max-length", type=POSITIVE, default=None,
                    help="real datasets: text tokens (default: 64)")
     t.add_argument("--lr", type=_positive_float, default=None,
-                   help="default: 3e-3 (planted), 1e-3 (real datasets)")
-    t.add_argument("--batch-size", type=POSITIVE, default=None, help="default: 32")
+                   help="Adam learning rate (default: 3e-3 planted, 1e-3 real datasets)")
+    t.add_argument("--batch-size", type=POSITIVE, default=None, help="batch size (default: 32)")
     t.add_argument("--patience", type=POSITIVE, default=None,
-                   help="default: 10 (planted), 5 (real datasets)")
-    t.add_argument("--cache-dir", default=None)
+                   help="epochs without improvement before stopping "
+                        "(default: 10 planted, 5 real datasets)")
+    t.add_argument("--cache-dir", default=None, help=CACHE_HELP)
     for name, helptext in (("evaluate", "task metrics, planted-pair recovery and pair-masking "
                                         "faithfulness of a run"),
                            ("explain", "SII / RG maps of chosen examples of a run")):
-        e = sub.add_parser(name, help=helptext)
+        e = command(name, helptext)
         e.add_argument("--checkpoint", required=True,
-                       help="a run folder from `fl-i2moe train` (or its best.safetensors)")
-        e.add_argument("--data-dir", default=None, help="dataset folder (real datasets)")
-        e.add_argument("--split", default=None, help="split (default: the test split)")
+                       help="a run folder from `fl-i2moe train` (or its best.safetensors); "
+                            "required")
+        e.add_argument("--model", choices=MODEL_KINDS, default=None,
+                       help="model kind, only for checkpoints written before checkpoints "
+                            "recorded it (default: the kind the checkpoint records, else "
+                            "run.json's)")
+        e.add_argument("--data-dir", default=None,
+                       help="dataset folder of a real dataset (default: data/<dataset>)")
+        e.add_argument("--split", default=None,
+                       help="split (default: the dataset's test split)")
         e.add_argument("--split-limit", type=POSITIVE, default=None,
-                       help="real datasets: use at most N items of the split")
+                       help="real datasets: use at most N items of the split (default: all)")
         e.add_argument("--seed", type=INDEX, default=0, help="seed of the samplers")
-        e.add_argument("--cache-dir", default=None)
-        e.add_argument("--n-samples", type=POSITIVE, default=512, help="coalitions per example")
+        e.add_argument("--cache-dir", default=None, help=CACHE_HELP)
+        e.add_argument("--n-samples", type=POSITIVE, default=512,
+                       help="SII / RG coalitions per example")
         if name == "evaluate":
             e.add_argument("--faithfulness", action="store_true",
-                           help="SII pair-masking faithfulness")
+                           help="also SII pair-masking faithfulness (default: off)")
             e.add_argument("--n-faithfulness", type=POSITIVE, default=8,
-                           help="examples scored by --faithfulness (default: 8)")
+                           help="examples scored by --faithfulness")
         if name == "explain":
             e.add_argument("--index", "--examples", dest="index", type=INDEX, nargs="+",
-                           default=[0], help="example indices in the split (default: 0)")
+                           default=[0], help="example indices in the split")
             e.add_argument("--out", default="explanations", help="figure folder")
     return p
 
 
 class UsageError(Exception):
-    """A mistake on the command line: printed as ``error: ...``, exit status 2."""
+    """A mistake on the command line: printed as ``fl-i2moe: error: ...``, exit status 2."""
 
 
 def _data_dir(dataset: str, given: str | None) -> Path | None:
@@ -193,35 +260,106 @@ def _explain(args: argparse.Namespace, model: Any, split: Any) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``fl-i2moe`` and ``python -m fl_i2moe_layer``."""
-    args = _parser().parse_args(argv)
+#: Exceptions that a wrong argument, file or environment causes (raised by the package's
+#: validation): printed as one ``fl-i2moe: error: ...`` line, exit status 2.
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    UsageError, ValueError, TypeError, IndexError, FileNotFoundError, FileExistsError,
+    IsADirectoryError, NotADirectoryError, PermissionError, ImportError,
+)
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to the current ``sys.stderr`` (which tests and notebooks may replace)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+class _LineFormatter(logging.Formatter):
+    """``[12:03:04] message``, with ``warning:`` / ``error:`` before warnings and errors."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        text = super().formatMessage(record)
+        if record.levelno >= logging.WARNING:
+            stamp, _, message = text.partition("] ")
+            text = f"{stamp}] {record.levelname.lower()}: {message}"
+        return text
+
+
+def configure_logging(debug: bool = False) -> None:
+    """Log the packages' messages (progress lines, skipped items, warnings) to stderr, once:
+    calling it again only updates the level. When stderr is not a terminal, Hugging Face's
+    own progress bars are turned off too (they would write carriage returns into logs)."""
+    from fl_i2moe_layer.progress import interactive, quiet_foreign_bars
+
+    if not interactive():
+        quiet_foreign_bars()
+    level = logging.DEBUG if debug else logging.INFO
+    for name in ("fl_i2moe_layer", "captum_interactions"):
+        log = logging.getLogger(name)
+        log.setLevel(level)
+        if not any(isinstance(h, _StderrHandler) for h in log.handlers):
+            handler = _StderrHandler()
+            handler.setFormatter(_LineFormatter("[%(asctime)s] %(message)s", "%H:%M:%S"))
+            log.addHandler(handler)
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    if isinstance(error, ImportError) and error.name and "pip install" not in text:
+        text += " (install the extras: pip install 'captum-interactions[fl,weights]')"
+    return text
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "demo":
         from fl_i2moe_layer.experiments.demo import DemoSettings, run_demo
 
+        _require_folder("--out", args.out)
         settings = DemoSettings.quick(args.seed) if args.quick else DemoSettings(seed=args.seed)
         run_demo(args.out, settings=settings, cache_dir=args.cache_dir)
         return 0
-    try:
-        if args.command == "train":
-            return _train(args)
-        from fl_i2moe_layer.experiments.config import run_folder
-        from fl_i2moe_layer.experiments.datasets import load_split
-        from fl_i2moe_layer.experiments.runs import load_run
+    if args.command == "train":
+        return _train(args)
+    from fl_i2moe_layer.experiments.config import run_folder
+    from fl_i2moe_layer.experiments.datasets import load_split
+    from fl_i2moe_layer.experiments.runs import load_run
 
-        if args.command == "explain":
-            _require_folder("--out", args.out)
-        config, model = load_run(run_folder(args.checkpoint))
-        folder = _data_dir(config.dataset, args.data_dir)
-        split_name = args.split or DATASETS[config.dataset].splits[2]
-        split = load_split(config, split_name, data_dir=folder, cache_dir=args.cache_dir,
-                           limit=args.split_limit)
-    except UsageError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    if args.command == "explain":
+        _require_folder("--out", args.out)
+    config, model = load_run(run_folder(args.checkpoint), model=args.model)
+    folder = _data_dir(config.dataset, args.data_dir)
+    split_name = args.split or DATASETS[config.dataset].splits[2]
+    split = load_split(config, split_name, data_dir=folder, cache_dir=args.cache_dir,
+                       limit=args.split_limit)
     if args.command == "evaluate":
         return _evaluate(args, config, model, split, split_name)
     return _explain(args, model, split)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``fl-i2moe`` and ``python -m fl_i2moe_layer``.
+
+    Returns the exit status: 0, 2 for a user error (one ``fl-i2moe: error: ...`` line on
+    stderr; with ``--debug`` the traceback first), 130 when interrupted. Wrong options exit
+    with status 2 through ``SystemExit`` (argparse).
+    """
+    args = _parser().parse_args(argv)
+    debug = bool(getattr(args, "debug", False))
+    configure_logging(debug)
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        if debug:
+            traceback.print_exc()
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except USER_ERRORS as error:
+        if debug:
+            traceback.print_exc()
+        print(f"{PROG}: error: {_one_line(error)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -52,9 +52,12 @@ def test_train_evaluate_explain(dataset, tmp_path, capsys) -> None:
             assert (figures / f"example{i}_{method}.png").stat().st_size > 1000
     summary = json.loads((figures / "explanations.json").read_text())
     assert [s["index"] for s in summary] == index
-    with pytest.raises(IndexError, match="outside the split"):
-        main(["explain", "--checkpoint", str(run), *common, "--index", "99", "--out",
-              str(figures)])
+    capsys.readouterr()
+    assert main(["explain", "--checkpoint", str(run), *common, "--index", "99", "--out",
+                 str(figures)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fl-i2moe: error: index 99 is outside the split")
+    assert err.count("\n") == 1 and "Traceback" not in err
 
 
 def test_real_evaluate_needs_data_dir(tmp_path, capsys) -> None:
@@ -63,5 +66,6 @@ def test_real_evaluate_needs_data_dir(tmp_path, capsys) -> None:
     config = new_config("enrico")
     config.feature_dims = [1280, 1280]
     config.save(tmp_path)
-    with pytest.raises(FileNotFoundError, match="no checkpoint"):
-        main(["evaluate", "--checkpoint", str(tmp_path), "--data-dir", str(tmp_path)])
+    assert main(["evaluate", "--checkpoint", str(tmp_path), "--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fl-i2moe: error: no checkpoint at") and err.count("\n") == 1

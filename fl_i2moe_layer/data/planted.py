@@ -314,12 +314,12 @@ def load_planted(n: int = 800, *, n_words: int = 8, seed: int = 0,
 
 def _encode(encoder: FrozenEncoder, prepared: tuple[Tensor, ...], batch_size: int,
             show_progress: bool) -> tuple[Tensor, Tensor]:
-    from tqdm.auto import tqdm
+    from fl_i2moe_layer.progress import progress
 
     n = prepared[0].shape[0]
     feats, masks = [], []
-    for start in tqdm(range(0, n, batch_size), desc=f"encoding {encoder.name}",
-                      disable=not show_progress):
+    for start in progress(range(0, n, batch_size), desc=f"encoding {encoder.name}",
+                          disable=not show_progress, unit="batch"):
         f_, m_ = encoder.features(*(t[start : start + batch_size] for t in prepared))
         feats.append(f_)
         masks.append(m_)

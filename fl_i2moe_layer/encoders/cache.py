@@ -16,10 +16,10 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from captum_interactions.validation import check_positive_int
 from fl_i2moe_layer.encoders.base import FrozenEncoder
+from fl_i2moe_layer.progress import progress
 from fl_i2moe_layer.storage import atomic_save_file, read_cache, tensor_digest
 
 CACHE_FORMAT = "fl_i2moe_layer.feature_cache/1"
@@ -88,8 +88,8 @@ class FeatureCache:
             return CachedFeatures(cached["features"], cached["mask"], path, from_cache=True)
         n = prepared[0].shape[0]
         feats, masks = [], []
-        for start in tqdm(range(0, n, batch_size), desc=f"encoding {encoder.name}",
-                          disable=not show_progress):
+        for start in progress(range(0, n, batch_size), desc=f"encoding {encoder.name}",
+                              disable=not show_progress, unit="batch"):
             f_, m_ = encoder.features(*(t[start : start + batch_size] for t in prepared))
             feats.append(f_.cpu())
             masks.append(m_.cpu())

@@ -106,7 +106,7 @@ def recover_pairs(model: ProjectedFusion, data: PlantedData, rule: str, *,
     ds = sub.dataset()
     report = ExpertExplainer(model).explain(
         ds.inputs, ds.masks, target=0, methods=(method,), components=("mixture",),
-        n_samples=n_samples, faithfulness=False, seed=seed)
+        n_samples=sampling_budget(ds, n_samples), faithfulness=False, seed=seed)
     maps = torch.stack([report.cross_map("mixture", method, example=b) for b in range(len(sub))])
     maps = maps.masked_fill(~sub.text_mask[:, :, None], -torch.inf)
     truth = maps[torch.arange(len(sub)), sub.pair_token, sub.pair_patch]

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import cast
 
 import torch
 from torch import nn
 
-from fl_i2moe_layer.experiments.config import RunConfig
+from fl_i2moe_layer.experiments.config import RUN_FILE, ModelKind, RunConfig
 from fl_i2moe_layer.experiments.datasets import dataset_entry, load_splits
 from fl_i2moe_layer.model import DenseFusion, FLI2MoE
 from fl_i2moe_layer.model.projected import ProjectedFusion
 from fl_i2moe_layer.training import FusionDataset, Trainer
-from fl_i2moe_layer.training.checkpoints import load_checkpoint
+from fl_i2moe_layer.training.checkpoints import checkpoint_model_kind, load_checkpoint
 from fl_i2moe_layer.training.trainer import BEST
 
 
@@ -87,10 +88,43 @@ def train_run(config: RunConfig, out: str | os.PathLike[str], *,
     return fit_run(config, train.data, val.data, out, progress=progress)
 
 
-def load_run(folder: str | os.PathLike[str]) -> tuple[RunConfig, ProjectedFusion]:
-    """The run config and the model with its best weights, in eval mode."""
+def load_run(folder: str | os.PathLike[str], *, model: str | None = None
+             ) -> tuple[RunConfig, ProjectedFusion]:
+    """The run config and the model with its best weights, in eval mode.
+
+    The model kind comes from the checkpoint, which records it (``"kind"`` in its model
+    description); ``config.model`` is set from it.
+
+    Args:
+        folder: a run folder (``run.json`` and ``best.safetensors``).
+        model (str, optional): ``"fl_i2moe"`` or ``"dense"``. Only needed for checkpoints
+            written before the kind was recorded (default there: ``run.json``'s ``model``);
+            with a checkpoint that records its kind, it must agree with it.
+
+    Raises:
+        ValueError: ``model`` contradicts the checkpoint, or ``run.json`` and the checkpoint
+            describe different kinds (the folder mixes two runs).
+    """
     config = RunConfig.load(folder)
-    model = build_model(config)
-    load_checkpoint(Path(folder) / BEST, model)
-    model.eval()
-    return config, model
+    best = Path(folder) / BEST
+    if model is not None and model not in ("fl_i2moe", "dense"):
+        raise ValueError(f"model must be 'fl_i2moe' or 'dense', got {model!r}.")
+    recorded = checkpoint_model_kind(best)
+    if recorded is not None:
+        if model is not None and model != recorded:
+            raise ValueError(
+                f"the model kind {model!r} was given (--model) but checkpoint {str(best)!r} "
+                f"records a {recorded!r} model; leave the option out: the checkpoint's "
+                "record is used."
+            )
+        if config.model != recorded:
+            raise ValueError(
+                f"{str(Path(folder) / RUN_FILE)!r} says model {config.model!r} but "
+                f"{str(best)!r} holds a {recorded!r} model: the folder mixes two runs; train "
+                "again into an empty folder."
+            )
+    config.model = cast(ModelKind, recorded or model or config.model)
+    net = build_model(config)
+    load_checkpoint(best, net)
+    net.eval()
+    return config, net

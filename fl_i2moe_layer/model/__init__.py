@@ -7,5 +7,7 @@ from fl_i2moe_layer.model.config import FusionConfig
 from fl_i2moe_layer.model.dense import DenseFusion
 from fl_i2moe_layer.model.layer import FLI2MoE
 from fl_i2moe_layer.model.output import FusionOutput, LossTerms
+from fl_i2moe_layer.model.pretrained import load_pretrained
 
-__all__ = ["DenseFusion", "FLI2MoE", "FusionConfig", "FusionOutput", "LossTerms"]
+__all__ = ["DenseFusion", "FLI2MoE", "FusionConfig", "FusionOutput", "LossTerms",
+           "load_pretrained"]

@@ -12,14 +12,32 @@ from fl_i2moe_layer.model.config import FusionConfig
 from fl_i2moe_layer.model.inputs import check_inputs, check_labels
 from fl_i2moe_layer.model.losses import task_loss
 from fl_i2moe_layer.model.output import FusionOutput, LossTerms
+from fl_i2moe_layer.model.pretrained import PretrainedMixin
 
 Component = None | int | str
 
 
-class FusionBase(nn.Module):
-    """Base class of the fusion layers (not used directly)."""
+class FusionBase(PretrainedMixin, nn.Module):
+    """Base class of the fusion layers (not used directly).
+
+    ``save_pretrained(folder)`` / ``from_pretrained(folder)`` (see
+    :mod:`fl_i2moe_layer.model.pretrained`) store the :class:`FusionConfig` in
+    ``config.json`` and the weights in ``model.safetensors``.
+    """
 
     config: FusionConfig
+
+    @classmethod
+    def from_config(cls, config: FusionConfig) -> FusionBase:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def pretrained_config(self) -> dict[str, Any]:
+        """The constructor configuration written to ``config.json``."""
+        return self.config.to_dict()
+
+    @classmethod
+    def _from_pretrained_config(cls, config: dict[str, Any]) -> Any:
+        return cls.from_config(FusionConfig.from_dict(config))
 
     @property
     def num_experts(self) -> int:

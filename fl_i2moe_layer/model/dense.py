@@ -31,7 +31,11 @@ class DenseFusion(FusionBase):
         >>> out.logits.shape
         torch.Size([8, 5])
         >>> dense.loss(out, torch.randint(0, 5, (8,))).backward()
+        >>> dense.save_pretrained("models/dense")
+        >>> dense = DenseFusion.from_pretrained("models/dense")
     """
+
+    model_kind = "dense"
 
     def __init__(self, num_modalities: int, hidden_dim: int, num_classes: int, *,
                  task: str = "multiclass", num_layers: int = 2, num_heads: int = 4,

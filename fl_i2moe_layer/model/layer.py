@@ -64,7 +64,11 @@ class FLI2MoE(FusionBase):
         (torch.Size([8, 5]), torch.Size([8, 4, 5]), torch.Size([8, 4]))
         >>> loss = layer.loss(out, torch.randint(0, 5, (8,)))  # task + interaction losses
         >>> loss.backward()
+        >>> layer.save_pretrained("models/fl_i2moe")  # config.json + model.safetensors
+        >>> layer = FLI2MoE.from_pretrained("models/fl_i2moe")  # local folders only
     """
+
+    model_kind = "fl_i2moe"
 
     def __init__(self, num_modalities: int, hidden_dim: int, num_classes: int, *,
                  task: str = "multiclass", num_layers: int = 2, num_heads: int = 4,

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from fl_i2moe_layer.training.checkpoints import load_checkpoint, save_checkpoint
+from fl_i2moe_layer.training.checkpoints import (
+    checkpoint_model_kind,
+    load_checkpoint,
+    save_checkpoint,
+)
 from fl_i2moe_layer.training.data import FusionDataset
 from fl_i2moe_layer.training.metrics import classification_metrics
 from fl_i2moe_layer.training.trainer import Trainer, TrainHistory, seed_everything
 
-__all__ = ["FusionDataset", "TrainHistory", "Trainer", "classification_metrics",
-           "load_checkpoint", "save_checkpoint", "seed_everything"]
+__all__ = ["FusionDataset", "TrainHistory", "Trainer", "checkpoint_model_kind",
+           "classification_metrics", "load_checkpoint", "save_checkpoint", "seed_everything"]

@@ -16,16 +16,20 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from fl_i2moe_layer.model.pretrained import model_kind
 from fl_i2moe_layer.storage import atomic_save_file, load_file
 
 FORMAT = "fl_i2moe_layer.checkpoint/1"
 
 
 def describe_model(model: nn.Module) -> dict[str, Any]:
-    """Class, configuration (if any) and parameter shapes: what must match to load weights."""
+    """Class, model kind (``"fl_i2moe"`` / ``"dense"``, also for a ``ProjectedFusion``; None
+    for other modules), configuration (if any) and parameter shapes: what must match to load
+    weights, and what ``load_run`` rebuilds the model from."""
     config: Any = getattr(model, "config", None)
     return {
         "class": type(model).__name__,
+        "kind": model_kind(model),
         "config": config.to_dict() if config is not None and hasattr(config, "to_dict") else None,
         "shapes": {k: list(v.shape) for k, v in model.state_dict().items()},
     }
@@ -39,6 +43,11 @@ def check_compatible(saved: dict[str, Any], model: nn.Module, path: str | os.Pat
     if saved["class"] != current["class"]:
         raise ValueError(
             f"{where} holds a {saved['class']} but the model is a {current['class']}."
+        )
+    if saved.get("kind") is not None and saved["kind"] != current["kind"]:
+        raise ValueError(
+            f"{where} holds a {saved['kind']!r} model but the model is a "
+            f"{current['kind']!r} one."
         )
     if saved["config"] != current["config"]:
         a, b = saved["config"] or {}, current["config"] or {}
@@ -73,6 +82,36 @@ def _unflatten_optimizer(tensors: dict[str, Tensor], meta: dict[str, Any]) -> di
     groups = [{k: (tuple(v) if isinstance(v, list) and k != "params" else v)
                for k, v in group.items()} for group in meta["param_groups"]]
     return {"state": state, "param_groups": groups}
+
+
+def checkpoint_model_kind(path: str | os.PathLike[str]) -> str | None:
+    """The model kind (``"fl_i2moe"`` or ``"dense"``) a checkpoint records, or None for a
+    checkpoint written before the kind was recorded (only the header is read; loading the
+    weights verifies the whole file).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not a checkpoint of this package
+            (:class:`~fl_i2moe_layer.storage.CorruptFileError` when unreadable).
+    """
+    from safetensors import safe_open
+
+    from fl_i2moe_layer.storage import CorruptFileError
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {str(path)!r}.")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = dict(f.metadata() or {})
+        description = json.loads(meta["model"]) if meta.get("format") == FORMAT else None
+    except Exception as error:  # SafetensorError, OSError, JSON errors of a foreign header
+        raise CorruptFileError(f"checkpoint {str(path)!r} cannot be read ({error}); it is "
+                               "truncated or not a file of this package.") from error
+    if not isinstance(description, dict):
+        raise ValueError(f"{str(path)!r} is not an fl_i2moe_layer checkpoint.")
+    kind = description.get("kind")
+    return kind if isinstance(kind, str) else None
 
 
 def save_checkpoint(path: str | os.PathLike[str], model: nn.Module,

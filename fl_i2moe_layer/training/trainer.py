@@ -14,7 +14,6 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
 
 from captum_interactions.validation import (
     check_bool,
@@ -24,6 +23,7 @@ from captum_interactions.validation import (
 )
 from fl_i2moe_layer.model.inputs import check_labels
 from fl_i2moe_layer.model.losses import task_loss
+from fl_i2moe_layer.progress import progress
 from fl_i2moe_layer.training.checkpoints import load_checkpoint, save_checkpoint
 from fl_i2moe_layer.training.metrics import METRICS, classification_metrics
 
@@ -89,7 +89,8 @@ class Trainer:
         device (str or torch.device, optional): Default: the model's device.
         checkpoint_dir (str or Path, optional): where to write checkpoints. Default: none.
         grad_clip (float, optional): clip the gradient norm. Default: none.
-        progress (bool, optional): tqdm bars over epochs and batches. Default: True.
+        progress (bool, optional): progress over epochs and batches: tqdm bars on a terminal,
+            periodic log lines otherwise (see :mod:`fl_i2moe_layer.progress`). Default: True.
 
     Examples::
 
@@ -158,8 +159,8 @@ class Trainer:
         seed_everything(self.seed * 100_003 + epoch)
         self.model.train()
         total, count = 0.0, 0
-        batches = tqdm(self._loader(data, shuffle=True, epoch=epoch), desc=f"epoch {epoch}",
-                       leave=False, disable=not self.progress)
+        batches = progress(self._loader(data, shuffle=True, epoch=epoch), desc=f"epoch {epoch}",
+                           leave=False, disable=not self.progress, unit="batch")
         for inputs, masks, labels in batches:
             inputs, masks, labels = _move((inputs, masks, labels), self.device)
             out = self.model(inputs, masks)
@@ -226,7 +227,8 @@ class Trainer:
                     best_model = copy.deepcopy(self.model)
                     load_checkpoint(self.checkpoint_dir / BEST, best_model)
                     best_state = copy.deepcopy(best_model.state_dict())
-        epochs = tqdm(range(start, self.max_epochs), desc="training", disable=not self.progress)
+        epochs = progress(range(start, self.max_epochs), desc="training",
+                          disable=not self.progress, unit="epoch")
         for epoch in epochs:
             if bad_epochs >= self.patience:
                 history.stopped_early = True
