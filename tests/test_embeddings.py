@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hf_fixtures import ATTENTION, BOS, EOS, IDS, PAD, SPECIAL, image_batch, tiny_clip
 from torch import Tensor
 
 from captum_interactions import ShapleyInteractionIndex, default_feature_mask, patch_grid_mask
@@ -17,30 +18,16 @@ from captum_interactions.adapters import EmbeddingInputs, contrastive_score, tok
 
 transformers = pytest.importorskip("transformers", reason="needs the [hf] extra")
 
-BOS, EOS, PAD = 49, 48, 0
-IDS = torch.tensor([[BOS, 5, 6, 7, EOS, PAD], [BOS, 8, 9, EOS, PAD, PAD]])
-ATTENTION = (IDS != PAD).long()
-SPECIAL = ((IDS == BOS) | (IDS == EOS)).long()
 
 
 @pytest.fixture(scope="module")
 def clip():
-    torch.manual_seed(0)
-    config = transformers.CLIPConfig(
-        text_config={"vocab_size": 50, "hidden_size": 16, "intermediate_size": 32,
-                     "num_hidden_layers": 1, "num_attention_heads": 2,
-                     "max_position_embeddings": 16, "bos_token_id": BOS,
-                     "eos_token_id": EOS, "pad_token_id": PAD},
-        vision_config={"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
-                       "num_attention_heads": 2, "image_size": 32, "patch_size": 16},
-        projection_dim=8)
-    return transformers.CLIPModel(config).eval().double()
+    return tiny_clip()
 
 
 @pytest.fixture(scope="module")
 def pixels() -> Tensor:
-    return torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1),
-                      dtype=torch.float64)
+    return image_batch()
 
 
 def token_layer(clip) -> torch.nn.Module:

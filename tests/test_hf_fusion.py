@@ -12,6 +12,7 @@ from math import factorial
 
 import pytest
 import torch
+from hf_fixtures import ATTENTION, BOS, EOS, IDS, PAD, SPECIAL, image_batch
 from torch import Tensor
 
 from captum_interactions import ShapleyInteractionIndex, default_feature_mask, patch_grid_mask
@@ -19,10 +20,6 @@ from captum_interactions.adapters import token_players
 
 transformers = pytest.importorskip("transformers", reason="needs the [hf] extra")
 
-BOS, EOS, PAD = 49, 48, 0
-IDS = torch.tensor([[BOS, 5, 6, 7, EOS, PAD], [BOS, 8, 9, EOS, PAD, PAD]])
-ATTENTION = (IDS != PAD).long()
-SPECIAL = ((IDS == BOS) | (IDS == EOS)).long()
 MATCH = 1  # itm_score[:, 1] is the "match" logit
 N_TOKENS, N_PATCHES = 3, 4  # at most 3 real tokens per example; 2 x 2 patches of 16 x 16
 F = N_TOKENS + N_PATCHES
@@ -48,9 +45,8 @@ def blip():
 
 
 @pytest.fixture(scope="module")
-def pixels():
-    return torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1),
-                      dtype=torch.float64)
+def pixels() -> Tensor:
+    return image_batch()
 
 
 def masks_of(blip) -> tuple[Tensor, Tensor]:
