@@ -4,6 +4,7 @@ Examples::
 
     fl-i2moe demo --quick                  # planted data, both models, report/index.html
     fl-i2moe train --dataset planted --out runs/planted
+    fl-i2moe train --dataset planted --out runs/planted --epochs 60 --resume   # continue it
     fl-i2moe evaluate --checkpoint runs/planted
     fl-i2moe explain --checkpoint runs/planted --index 0 3
     fl-i2moe train --dataset mmimdb --data-dir data/mmimdb --out runs/mmimdb
@@ -120,16 +121,24 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--dataset", choices=tuple(DATASETS), default="planted",
                    help="the dataset")
     t.add_argument("--data-dir", default=None,
-                   help="dataset folder of a real dataset (default: data/<dataset>)")
+                   help="real datasets: the dataset folder (default: data/<dataset>)")
     t.add_argument("--model", choices=MODEL_KINDS, default="fl_i2moe",
                    help="the fusion model (recorded in the checkpoints)")
-    t.add_argument("--out", default=None, help="run folder (default: runs/<dataset>)")
+    t.add_argument("--out", default=None,
+                   help="run folder; one that already holds a run is refused unless "
+                        "--resume is given (default: runs/<dataset>)")
+    t.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its last.safetensors (after the "
+                        "last finished epoch) instead of refusing the folder; pass the same "
+                        "options, only --epochs (the total) and --patience may change; "
+                        "with no run in --out, train from epoch 0 (default: off)")
     t.add_argument("--n", type=POSITIVE, default=None,
                    help="planted examples (default: 800)")
     t.add_argument("--split-limit", type=POSITIVE, default=None,
                    help="real datasets: use at most N items per split (default: all)")
     # None means the dataset's default (fl_i2moe_layer.experiments.datasets.DATASETS).
-    t.add_argument("--epochs", type=POSITIVE, default=None, help="most epochs (default: 40)")
+    t.add_argument("--epochs", type=POSITIVE, default=None,
+                   help="most epochs, in total (default: 40)")
     t.add_argument("--seed", type=INDEX, default=None,
                    help="data (planted), initialisation and training seed (default: 0)")
     t.add_argument("--hidden-dim", type=POSITIVE, default=None,
@@ -174,7 +183,19 @@ def _parser() -> argparse.ArgumentParser:
         if name == "explain":
             e.add_argument("--index", "--examples", dest="index", type=INDEX, nargs="+",
                            default=[0], help="example indices in the split")
-            e.add_argument("--out", default="explanations", help="figure folder")
+            e.add_argument("--out", default="explanations",
+                           help="figure folder (with --all: the result stores and summary)")
+            e.add_argument("--all", action="store_true",
+                           help="explain every example of the split into resumable result "
+                                "stores, one per component, and summarise them (runs under "
+                                "torchrun: shards are spread over the ranks); --index is "
+                                "ignored")
+            e.add_argument("--components", nargs="+", default=["mixture"],
+                           help="with --all: 'mixture' and/or expert names")
+            e.add_argument("--batch-size", type=POSITIVE, default=8,
+                           help="with --all: examples per explain call")
+            e.add_argument("--shard-size", type=POSITIVE, default=64,
+                           help="with --all: examples per result file")
     return p
 
 
@@ -205,6 +226,12 @@ def _train(args: argparse.Namespace) -> int:
     planted = args.dataset == "planted"
     if planted and args.split_limit is not None:
         raise UsageError("--split-limit applies to real datasets; use --n for planted data.")
+    if planted and args.max_length is not None:
+        raise UsageError("--max-length applies to real datasets; planted texts have 10 tokens "
+                         "([CLS], 8 words, [SEP]).")
+    if planted and args.data_dir is not None:
+        raise UsageError("--data-dir applies to real datasets; planted data is generated "
+                         "(and cached in --cache-dir).")
     if not planted and args.n is not None:
         raise UsageError("--n applies to planted data; use --split-limit for real datasets.")
     folder = _data_dir(args.dataset, args.data_dir)
@@ -214,7 +241,7 @@ def _train(args: argparse.Namespace) -> int:
                         batch_size=args.batch_size, patience=args.patience)
     out = args.out or f"runs/{args.dataset}"
     _require_folder("--out", out)
-    train_run(config, out, data_dir=folder, cache_dir=args.cache_dir)
+    train_run(config, out, data_dir=folder, cache_dir=args.cache_dir, resume=args.resume)
     print({k: round(v, 4) for k, v in config.metrics.items()})
     print(f"run: {out} (best.safetensors, run.json)")
     return 0
@@ -250,7 +277,19 @@ def _evaluate(args: argparse.Namespace, config: Any, model: Any, split: Any,
 
 
 def _explain(args: argparse.Namespace, model: Any, split: Any) -> int:
-    from fl_i2moe_layer.experiments.explanations import explain_examples
+    from fl_i2moe_layer.experiments.explanations import explain_examples, explain_split
+
+    if args.all:
+        summary = explain_split(model, split, args.out, components=tuple(args.components),
+                                n_samples=args.n_samples, seed=args.seed,
+                                batch_size=args.batch_size, shard_size=args.shard_size)
+        for name, rows in summary.items():
+            best = rows[0] if rows else None
+            print(f"{name}: strongest pair over the split "
+                  + (f"{best['first']} x {best['second']} {best['mean']:+.4f} "
+                     f"({best['count']} examples)" if best else "(none)"))
+        print(f"result stores and summary.md in {args.out}")
+        return 0
 
     summaries = explain_examples(model, split, args.index, args.out,
                                  n_samples=args.n_samples, seed=args.seed)
@@ -353,7 +392,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         if debug:
             traceback.print_exc()
-        print(f"{PROG}: interrupted", file=sys.stderr)
+        hint = ("; rerun the same command with --resume to continue from the last finished "
+                "epoch" if args.command == "train" else "")
+        print(f"{PROG}: interrupted{hint}", file=sys.stderr)
         return 130
     except USER_ERRORS as error:
         if debug:

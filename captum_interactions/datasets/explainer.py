@@ -99,6 +99,12 @@ def _to(value: Any, device: torch.device) -> Any:
     return value
 
 
+def _first_tensor(inputs: Any) -> Tensor:
+    if isinstance(inputs, Tensor):
+        return inputs
+    return next(x for x in inputs if isinstance(x, Tensor))
+
+
 def _jsonable(value: Any) -> Any:
     """Settings as JSON: tensors by shape and digest, callables by name."""
     if isinstance(value, Tensor):
@@ -122,6 +128,7 @@ def explain_dataset(
     batch_size: int = 8,
     shard_size: int = 64,
     device: torch.device | str | None = None,
+    names: Callable[[int], Sequence[str]] | None = None,
     on_shard: Callable[[int], None] | None = None,
     show_progress: bool = False,
     **explain_kwargs: Any,
@@ -142,6 +149,9 @@ def explain_dataset(
         shard_size (int, optional): examples per shard file. Default: 64.
         device (optional): where batches are moved. Default: ``cuda:LOCAL_RANK`` when CUDA is
             available, else the CPU.
+        names (callable, optional): dataset index -> the names of that example's players
+            (words, patch coordinates), stored with its values and used by the summaries.
+            Default: players described by position.
         on_shard (callable, optional): called with the shard index after each shard file is
             written (a progress hook).
         show_progress (bool, optional): a progress bar over this rank's shards.
@@ -170,6 +180,8 @@ def explain_dataset(
     show_progress = check_bool("show_progress", show_progress)
     if on_shard is not None:
         check_callable(on_shard, "on_shard")
+    if names is not None:
+        check_callable(names, "names")
     clash = sorted(_BATCH_KEYS & set(explain_kwargs))
     if clash:
         raise ValueError(f"{clash} vary per batch: return them from prepare= instead.")
@@ -200,10 +212,16 @@ def explain_dataset(
             lo, hi = shard * shard_size, min((shard + 1) * shard_size, size)
             loader = DataLoader(Subset(dataset, range(lo, hi)), batch_size=batch_size)
             results, targets = [], []
+            offset = lo
             for batch in loader:
                 kwargs = dict(prepare(batch))
                 kwargs = {k: _to(v, device) if k != "player_names" else v
                           for k, v in kwargs.items()}
+                size_b = int(_first_tensor(kwargs["inputs"]).shape[0])
+                if names is not None:
+                    kwargs["player_names"] = [list(names(i))
+                                              for i in range(offset, offset + size_b)]
+                offset += size_b
                 results.append(attribution.explain(kwargs.pop("inputs"), **kwargs,
                                                    **explain_kwargs))
                 targets.append(kwargs.get("target"))
