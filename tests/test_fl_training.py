@@ -137,6 +137,38 @@ def test_resume_continues_exactly(tmp_path):
     assert load_checkpoint(tmp_path / "a" / "last.safetensors", final)["epoch"] == 2
 
 
+def test_resume_checks_the_options_and_records_them(tmp_path):
+    """A resumed run must keep every option that shapes a step (lr, batch size, seed, ...);
+    max_epochs may grow (not shrink below the epochs done) and patience may change. Every
+    last checkpoint records the options and the run_info."""
+    from fl_i2moe_layer.training.checkpoints import checkpoint_state
+
+    train = synthetic_fusion_data(32, hidden_dim=H, seed=0)
+
+    def trainer(**options):
+        settings = {"lr": 3e-3, "max_epochs": 2, "patience": 3, "batch_size": 16,
+                    "checkpoint_dir": tmp_path, "progress": False, **options}
+        return Trainer(small_layer(FLI2MoE), **settings)
+
+    trainer(run_info={"name": "a"}).fit(train)
+    state = checkpoint_state(tmp_path / "last.safetensors")
+    assert state["epoch"] == 1 and state["run"] == {"name": "a"}
+    assert state["options"] == {"lr": 3e-3, "weight_decay": 0.0, "batch_size": 16,
+                                "max_epochs": 2, "patience": 3, "monitor": "accuracy",
+                                "seed": 0, "grad_clip": None}
+    for option in ({"lr": 1e-3}, {"batch_size": 8}, {"seed": 1}, {"weight_decay": 0.1},
+                   {"monitor": "loss"}, {"grad_clip": 1.0}):
+        name = next(iter(option))
+        with pytest.raises(ValueError, match=f"other options \\({name}: checkpoint"):
+            trainer(max_epochs=3, **option).fit(train, resume=True)
+    with pytest.raises(ValueError, match="trained 2 epochs already; pass max_epochs >= 2"):
+        trainer(max_epochs=1).fit(train, resume=True)
+    assert checkpoint_state(tmp_path / "last.safetensors")["epoch"] == 1  # nothing trained
+    history = trainer(max_epochs=3, patience=5).fit(train, resume=True)
+    assert len(history.train_loss) == 3 and not history.stopped_early
+    assert checkpoint_state(tmp_path / "last.safetensors")["options"]["patience"] == 5
+
+
 def test_early_stopping_restores_best_weights(tmp_path):
     train = synthetic_fusion_data(64, hidden_dim=H, seed=0)
     # Validation labels are unrelated to the inputs: the metric stops improving quickly.

@@ -114,6 +114,51 @@ def checkpoint_model_kind(path: str | os.PathLike[str]) -> str | None:
     return kind if isinstance(kind, str) else None
 
 
+def checkpoint_state(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The trainer state a checkpoint records (``{}`` if none), without loading its tensors:
+    for ``last.safetensors`` written by the :class:`~fl_i2moe_layer.training.Trainer`,
+    ``epoch`` (the last finished one, 0-based), ``bad_epochs``, ``seed``, ``history``,
+    ``options`` (lr, batch size, epochs, patience, ...) and ``run`` (the ``run_info`` given to
+    the trainer, e.g. ``fl-i2moe train``'s run description). Only the header is read; loading
+    the weights verifies the whole file.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not a checkpoint of this package
+            (:class:`~fl_i2moe_layer.storage.CorruptFileError` when unreadable).
+
+    Examples::
+
+        >>> checkpoint_state("runs/planted/last.safetensors")["epoch"]
+        39
+    """
+    meta = _header(path)
+    state = json.loads(meta.get("state") or "{}")
+    if not isinstance(state, dict):
+        raise ValueError(f"{str(path)!r} holds a malformed trainer state.")
+    return state
+
+
+def _header(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The metadata of a checkpoint of this package (header only)."""
+    from safetensors import safe_open
+
+    from fl_i2moe_layer.storage import CorruptFileError
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {str(path)!r}.")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = dict(f.metadata() or {})
+    except Exception as error:  # SafetensorError, OSError
+        raise CorruptFileError(f"checkpoint {str(path)!r} cannot be read ({error}); it is "
+                               "truncated or not a file of this package.") from error
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{str(path)!r} is not an fl_i2moe_layer checkpoint.")
+    return meta
+
+
 def save_checkpoint(path: str | os.PathLike[str], model: nn.Module,
                     optimizer: torch.optim.Optimizer | None = None,
                     state: dict[str, Any] | None = None) -> Path:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import os
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,11 +26,20 @@ from captum_interactions.validation import (
 from fl_i2moe_layer.model.inputs import check_labels
 from fl_i2moe_layer.model.losses import task_loss
 from fl_i2moe_layer.progress import progress
-from fl_i2moe_layer.training.checkpoints import load_checkpoint, save_checkpoint
+from fl_i2moe_layer.training.checkpoints import (
+    checkpoint_state,
+    load_checkpoint,
+    save_checkpoint,
+)
 from fl_i2moe_layer.training.metrics import METRICS, classification_metrics
 
 DEFAULT_MONITOR = {"multiclass": "accuracy", "multilabel": "micro_f1", "binary": "auroc"}
 LAST, BEST = "last.safetensors", "best.safetensors"
+#: Trainer options that a resumed run must share with its checkpoint (they shape every step);
+#: ``max_epochs`` and ``patience`` may change, they only decide when the run stops.
+RESUME_FIXED = ("lr", "weight_decay", "batch_size", "monitor", "seed", "grad_clip")
+
+logger = logging.getLogger(__name__)
 
 
 def seed_everything(seed: int) -> None:
@@ -70,9 +81,13 @@ class Trainer:
 
     Every epoch is seeded from ``(seed, epoch)`` (shuffling, dropout, replacement noise), so a
     run is reproducible and a run resumed from its last checkpoint continues exactly as if it
-    had never stopped. With ``checkpoint_dir``, ``last.safetensors`` (model, optimizer, trainer
-    state) is written after every epoch and ``best.safetensors`` when the monitored metric
-    improves. At the end the best weights are restored.
+    had never stopped: bit-identical weights and history at an unchanged number of intra-op
+    threads (``torch.get_num_threads()``; multithreaded CPU kernels sum in an order that
+    depends on it, so another count changes the last bits). With ``checkpoint_dir``,
+    ``last.safetensors`` (model, optimizer, trainer state: epoch, patience counter, history,
+    the options of :data:`RESUME_FIXED` plus ``max_epochs`` and ``patience``, and
+    ``run_info``) is written after every epoch and ``best.safetensors`` when the monitored
+    metric improves. At the end the best weights are restored.
 
     Args:
         model (nn.Module): has ``forward(inputs, masks)``, ``loss(out, labels)`` and
@@ -91,6 +106,10 @@ class Trainer:
         grad_clip (float, optional): clip the gradient norm. Default: none.
         progress (bool, optional): progress over epochs and batches: tqdm bars on a terminal,
             periodic log lines otherwise (see :mod:`fl_i2moe_layer.progress`). Default: True.
+        run_info (mapping, optional): a JSON-able description of the run, stored in every
+            ``last.safetensors`` under ``"run"`` (read it back with
+            :func:`~fl_i2moe_layer.training.checkpoints.checkpoint_state`), e.g. to check a
+            resumed run's settings. Default: none.
 
     Examples::
 
@@ -107,7 +126,8 @@ class Trainer:
                  monitor: str | None = None, seed: int = 0,
                  device: str | torch.device | None = None,
                  checkpoint_dir: str | os.PathLike[str] | None = None,
-                 grad_clip: float | None = None, progress: bool = True) -> None:
+                 grad_clip: float | None = None, progress: bool = True,
+                 run_info: Mapping[str, Any] | None = None) -> None:
         task = getattr(getattr(model, "config", None), "task", None)
         if task is None:
             raise TypeError("model must have a config.task (an FLI2MoE, DenseFusion or "
@@ -136,6 +156,7 @@ class Trainer:
         self.device = torch.device(device) if device is not None else next(
             model.parameters()).device
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        self.run_info = dict(run_info) if run_info is not None else None
         self.model.to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr,
                                           weight_decay=weight_decay)
@@ -145,6 +166,29 @@ class Trainer:
         generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
         return DataLoader(data, batch_size=self.batch_size, shuffle=shuffle,
                           generator=generator)
+
+    def options(self) -> dict[str, Any]:
+        """The training options recorded in ``last.safetensors`` (``"options"``)."""
+        return {"lr": self.lr, "weight_decay": self.weight_decay, "batch_size": self.batch_size,
+                "max_epochs": self.max_epochs, "patience": self.patience,
+                "monitor": self.monitor, "seed": self.seed, "grad_clip": self.grad_clip}
+
+    def _check_resumable(self, last: Path, state: dict[str, Any]) -> None:
+        """Refuse to continue a checkpoint trained with other step-shaping options, or past
+        ``max_epochs``."""
+        saved, now = state.get("options"), self.options()
+        if isinstance(saved, dict):  # checkpoints written before options were recorded: none
+            diff = [f"{k}: checkpoint {saved.get(k)!r} vs now {now[k]!r}"
+                    for k in RESUME_FIXED if k in saved and saved[k] != now[k]]
+            if diff:
+                raise ValueError(
+                    f"cannot resume from {str(last)!r}: it was trained with other options "
+                    f"({'; '.join(diff)}); only max_epochs and patience may change.")
+        done = int(state["epoch"]) + 1
+        if done > self.max_epochs:
+            raise ValueError(
+                f"cannot resume from {str(last)!r} with max_epochs={self.max_epochs}: it has "
+                f"trained {done} epochs already; pass max_epochs >= {done}.")
 
     def _better(self, value: float, best: float | None) -> bool:
         if math.isnan(value):
@@ -207,7 +251,14 @@ class Trainer:
             val_data (Dataset, optional): for early stopping; without it the training loss
                 is monitored.
             resume (bool, optional): continue from ``checkpoint_dir/last.safetensors`` if it
-                exists (needs ``checkpoint_dir``). Default: False.
+                exists (needs ``checkpoint_dir``; without the file, training starts at epoch
+                0). ``max_epochs`` and ``patience`` may differ from the interrupted run's
+                (e.g. to train longer); the options of :data:`RESUME_FIXED` may not.
+                Default: False.
+
+        Raises:
+            ValueError: ``resume`` with a checkpoint trained with other options of
+                :data:`RESUME_FIXED`, or more epochs than ``max_epochs``.
         """
         _check_data("train_data", train_data)
         if val_data is not None:
@@ -220,13 +271,19 @@ class Trainer:
                 raise ValueError("resume=True needs a checkpoint_dir.")
             last = self.checkpoint_dir / LAST
             if last.is_file():
+                self._check_resumable(last, checkpoint_state(last))
                 state = load_checkpoint(last, self.model, self.optimizer)
                 start, bad_epochs = state["epoch"] + 1, state["bad_epochs"]
                 history = TrainHistory(**state["history"])
+                history.stopped_early = False  # decided again below (patience may have grown)
+                logger.info("resuming from epoch %d of %d (%s)", start, self.max_epochs, last)
                 if (self.checkpoint_dir / BEST).is_file():
                     best_model = copy.deepcopy(self.model)
                     load_checkpoint(self.checkpoint_dir / BEST, best_model)
                     best_state = copy.deepcopy(best_model.state_dict())
+            else:
+                logger.info("no %s in %s: training from epoch 0", LAST,
+                            str(self.checkpoint_dir))
         epochs = progress(range(start, self.max_epochs), desc="training",
                           disable=not self.progress, unit="epoch")
         for epoch in epochs:
@@ -252,10 +309,11 @@ class Trainer:
             epochs.set_postfix({"train_loss": f"{train_loss:.4f}",
                                 f"val_{self.monitor}": f"{value:.4f}"})
             if self.checkpoint_dir is not None:
-                save_checkpoint(self.checkpoint_dir / LAST, self.model, self.optimizer, {
-                    "epoch": epoch, "bad_epochs": bad_epochs, "seed": self.seed,
-                    "history": history.__dict__,
-                })
+                state = {"epoch": epoch, "bad_epochs": bad_epochs, "seed": self.seed,
+                         "history": history.__dict__, "options": self.options()}
+                if self.run_info is not None:
+                    state["run"] = self.run_info
+                save_checkpoint(self.checkpoint_dir / LAST, self.model, self.optimizer, state)
         if best_state is not None:
             self.model.load_state_dict(best_state)
         return history
