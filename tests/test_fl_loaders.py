@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from fl_fixtures import mmhs150k_tree
 from fl_fixtures import save_image as _img
 
 from fl_i2moe_layer.data.common import Skips, load_image
@@ -143,3 +144,26 @@ def test_mmhs150k(tmp_path) -> None:
         load_mmhs150k(root, "train")
     with pytest.raises(ValueError, match="target must"):
         load_mmhs150k(root, target="six")
+
+
+def test_a_truncated_jpeg_that_passes_verify_is_skipped_and_counted(tmp_path) -> None:
+    """A JPEG cut short keeps a valid header (PIL's verify() accepts it) but cannot be
+    decoded: the loader skips it, counts it, and the split goes on."""
+    from PIL import Image
+
+    from fl_i2moe_layer.data.common import readable_image
+
+    root = mmhs150k_tree(tmp_path / "mmhs150k")
+    images = sorted((root / "img_resized").glob("*.jpg"))
+    victim = images[0]
+    raw = victim.read_bytes()
+    victim.write_bytes(raw[:-20])  # the end of the scan data and the EOI marker
+    with Image.open(victim) as img:
+        img.verify()  # the header still passes
+    assert not readable_image(victim)
+    skips = Skips()
+    split_ids = set()
+    for split in ("train", "val", "test"):
+        split_ids |= {item.id for item in load_mmhs150k(root, split, skips=skips)}
+    assert victim.stem not in split_ids and split_ids
+    assert skips.counts["missing or unreadable image"] == 1

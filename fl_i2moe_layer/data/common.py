@@ -93,12 +93,18 @@ def safe_child(root: Path, sub: str, item_id: str, suffix: str) -> Path:
 
 
 def readable_image(path: Path) -> bool:
-    """True if PIL can open and verify ``path``."""
+    """True if PIL can open, verify and fully decode ``path``.
+
+    ``verify()`` alone checks the header and the chunk structure, and a JPEG cut short passes
+    it; decoding every pixel (``load()``) is what catches truncated files, so that the loader
+    skips and counts them instead of the encoder failing on them mid-split."""
     from PIL import Image
 
     try:
         with Image.open(path) as img:
             img.verify()
+        with Image.open(path) as img:  # verify() leaves the image unusable: open it again
+            img.load()
         return True
     except Exception:  # any decoding failure means "unreadable"
         return False
