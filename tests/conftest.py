@@ -31,3 +31,20 @@ def trained_fusion() -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
     finally:
         torch.set_num_threads(previous)
     return model.double(), text[:4].double(), image[:4].double()
+
+
+@pytest.fixture(scope="module")
+def clip():
+    """A tiny random CLIP (tests/hf_fixtures.py); skips without transformers."""
+    pytest.importorskip("transformers", reason="needs the [hf] extra")
+    from hf_fixtures import tiny_clip
+
+    return tiny_clip()
+
+
+@pytest.fixture(scope="module")
+def pixels() -> torch.Tensor:
+    """Two 3 x 32 x 32 float64 images."""
+    from hf_fixtures import image_batch
+
+    return image_batch()

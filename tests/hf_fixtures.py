@@ -1,5 +1,6 @@
 """Shared inputs and tiny random Hugging Face models of the Hugging Face tests (never a
-download): a padded batch of token ids with special tokens, 32 x 32 images, a tiny CLIP."""
+download): a padded batch of token ids with special tokens, 32 x 32 images, a tiny CLIP
+(the ``clip`` and ``pixels`` fixtures of tests/conftest.py)."""
 
 from __future__ import annotations
 

@@ -10,24 +10,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hf_fixtures import ATTENTION, BOS, EOS, IDS, PAD, SPECIAL, image_batch, tiny_clip
+from hf_fixtures import ATTENTION, BOS, EOS, IDS, PAD, SPECIAL
 from torch import Tensor
 
 from captum_interactions import ShapleyInteractionIndex, default_feature_mask, patch_grid_mask
 from captum_interactions.adapters import EmbeddingInputs, contrastive_score, token_players
 
 transformers = pytest.importorskip("transformers", reason="needs the [hf] extra")
-
-
-
-@pytest.fixture(scope="module")
-def clip():
-    return tiny_clip()
-
-
-@pytest.fixture(scope="module")
-def pixels() -> Tensor:
-    return image_batch()
 
 
 def token_layer(clip) -> torch.nn.Module:

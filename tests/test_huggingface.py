@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hf_fixtures import ATTENTION, IDS, PAD, SPECIAL, image_batch, tiny_clip
+from hf_fixtures import ATTENTION, IDS, PAD, SPECIAL
 from torch import Tensor
 
 from captum_interactions import (
@@ -20,17 +20,6 @@ from captum_interactions.adapters import contrastive_score, token_players
 from captum_interactions.metrics import PairMaskingFaithfulness
 
 transformers = pytest.importorskip("transformers", reason="needs the [hf] extra")
-
-
-
-@pytest.fixture(scope="module")
-def clip():
-    return tiny_clip()
-
-
-@pytest.fixture(scope="module")
-def pixels() -> Tensor:
-    return image_batch()
 
 
 def clip_masks(clip) -> tuple[Tensor, Tensor]:

@@ -94,20 +94,14 @@ def checkpoint_model_kind(path: str | os.PathLike[str]) -> str | None:
         ValueError: not a checkpoint of this package
             (:class:`~fl_i2moe_layer.storage.CorruptFileError` when unreadable).
     """
-    from safetensors import safe_open
-
     from fl_i2moe_layer.storage import CorruptFileError
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {str(path)!r}.")
+    meta = _header(path)
     try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = dict(f.metadata() or {})
-        description = json.loads(meta["model"]) if meta.get("format") == FORMAT else None
-    except Exception as error:  # SafetensorError, OSError, JSON errors of a foreign header
-        raise CorruptFileError(f"checkpoint {str(path)!r} cannot be read ({error}); it is "
-                               "truncated or not a file of this package.") from error
+        description = json.loads(meta["model"])
+    except (KeyError, json.JSONDecodeError) as error:
+        raise CorruptFileError(f"checkpoint {str(path)!r} has no readable model description "
+                               f"({error}); it is not a file of this package.") from error
     if not isinstance(description, dict):
         raise ValueError(f"{str(path)!r} is not an fl_i2moe_layer checkpoint.")
     kind = description.get("kind")
