@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fl_i2moe_layer.training.checkpoints import (
     checkpoint_model_kind,
+    checkpoint_state,
     load_checkpoint,
     save_checkpoint,
 )
@@ -12,4 +13,5 @@ from fl_i2moe_layer.training.metrics import classification_metrics
 from fl_i2moe_layer.training.trainer import Trainer, TrainHistory, seed_everything
 
 __all__ = ["FusionDataset", "TrainHistory", "Trainer", "checkpoint_model_kind",
-           "classification_metrics", "load_checkpoint", "save_checkpoint", "seed_everything"]
+           "checkpoint_state", "classification_metrics", "load_checkpoint", "save_checkpoint",
+           "seed_everything"]
