@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck audit compare bench bench-quick clean
+.PHONY: demo test lint typecheck audit compare bench bench-quick device-wheels clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +70,10 @@ $(DOCS_STAMP): $(STAMP) pyproject.toml
 
 docs: $(DOCS_STAMP)
 	$(PY) -m sphinx -W --keep-going -b html docs/site docs/site/_build/html
+
+# Wheels the GPU machine's image lacks, for benchmarks/gpu_check.sh (carried as .device_wheels).
+device-wheels: $(STAMP)
+	$(PIP) download --quiet --no-deps --dest .device_wheels "captum==$$($(PY) -c 'import captum; print(captum.__version__)')"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache
