@@ -30,7 +30,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from captum_interactions.players import Players
+from captum_interactions.players import Players, resolve_players
+from captum_interactions.validation import check_choice, check_positive_int, format_inputs
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -147,7 +148,6 @@ class PairInteractions:
             >>> for pair in result.top_pairs(5):
             ...     print(pair)
         """
-        from captum_interactions.validation import check_choice, check_positive_int
         k = check_positive_int("k", k)
         order = check_choice("order", order, PairOrder)
         b = self._example(example)
@@ -332,7 +332,6 @@ class PairInteractions:
                     main[b, key[0]] = value
                     has_main = True
         inputs = (torch.zeros(len(items), n),)
-        from captum_interactions.players import resolve_players
         names = describe_players(inputs, resolve_players(inputs, None), player_names)
         return cls(
             values=pair_values, stderr=torch.zeros_like(pair_values),
@@ -356,7 +355,6 @@ class PairInteractions:
         return images[-1] if images else len(self.inputs) - 1
 
     def _players(self) -> Players:
-        from captum_interactions.players import resolve_players
         return resolve_players(self.inputs, self.context["feature_mask"])
 
 
@@ -455,12 +453,40 @@ def same_value(a: Any, b: Any) -> bool:
         return False
 
 
-def merge_context(result: PairInteractions, given: dict[str, Any], caller: str
-                  ) -> dict[str, Any]:
-    """The game arguments of a metric called on ``result``: the result's context, except
-    where the caller passed another value explicitly (then a warning says so)."""
+def with_result_context(
+    inputs: Tensor | tuple[Tensor, ...] | list[Tensor] | PairInteractions,
+    scores: Tensor | PairInteractions | None, given: dict[str, Any], caller: str,
+) -> tuple[Tensor | tuple[Tensor, ...] | list[Tensor], Any, dict[str, Any]]:
+    """A metric's (inputs, scores, game arguments) when either ``inputs`` or ``scores`` is a
+    :class:`PairInteractions`: its inputs, values and context, except where the caller passed
+    another value explicitly (then a warning says so). Without a result, the arguments pass
+    through and ``scores`` is required."""
+    if isinstance(inputs, PairInteractions):
+        result = inputs
+        if not result.inputs:
+            raise ValueError(
+                "this result carries no inputs (it came from shapiq): pass the inputs and the "
+                "result, evaluate(inputs, result, ...), with the arguments.")
+        inputs = result.inputs
+    elif not isinstance(scores, PairInteractions):
+        if scores is None:
+            raise TypeError("scores is required (B, F, F pair scores), unless inputs is a "
+                            "result of explain().")
+        return inputs, scores, dict(given)  # scores are checked where they are used
+    else:
+        result = scores
+        if result.inputs and not same_value(format_inputs(inputs), result.inputs):
+            warnings.warn(
+                f"{caller}: inputs differ from the inputs the {result.kind} values were "
+                "computed with; the scores may not describe them.", UserWarning, stacklevel=4)
+    values = result.values if scores is None or isinstance(scores, PairInteractions) else scores
     if not result.inputs:  # a result from shapiq: no context to reuse
-        return dict(given)
+        return inputs, values, dict(given)
+    return inputs, values, _merge_context(result, given, caller)
+
+
+def _merge_context(result: PairInteractions, given: dict[str, Any], caller: str
+                   ) -> dict[str, Any]:
     merged = {}
     for name, value in given.items():
         default = CONTEXT_DEFAULTS[name]
@@ -471,6 +497,6 @@ def merge_context(result: PairInteractions, given: dict[str, Any], caller: str
         warnings.warn(
             f"{caller}: {name}= differs from the {name} the {result.kind} values were computed "
             f"with; using the {name} passed here. Drop the argument to reuse the result's.",
-            UserWarning, stacklevel=4)  # the caller of the (logged) metric
+            UserWarning, stacklevel=5)  # the caller of the (logged) metric
         merged[name] = value
     return merged

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +32,7 @@ from captum_interactions.perturbation.game import (
 from captum_interactions.perturbation.target import TargetType
 from captum_interactions.players import PairsType
 from captum_interactions.removal import BaselineInput, RemovalSpec
-from captum_interactions.result import PairInteractions, merge_context, same_value
+from captum_interactions.result import PairInteractions, with_result_context
 from captum_interactions.usage_log import log_usage
 from captum_interactions.validation import (
     as_number_list,
@@ -44,7 +43,6 @@ from captum_interactions.validation import (
     check_pair_scores,
     check_positive_int,
     check_seed,
-    format_inputs,
 )
 
 # Null draws of the exchange test: p-values resolve down to 1 / (N + 1) = 1e-4.
@@ -292,35 +290,16 @@ class PairMaskingFaithfulness:
             (B, n_budgets, n_random), ``gap`` and ``p_value`` (n_budgets,), ``original``
             (B,), ``budgets`` and a ``summary()`` table.
         """
-        result = inputs if isinstance(inputs, PairInteractions) else (
-            scores if isinstance(scores, PairInteractions) else None)
-        if result is not None:
-            if isinstance(inputs, PairInteractions):
-                if not result.inputs:
-                    raise ValueError(
-                        "this result carries no inputs (it came from shapiq): pass the inputs "
-                        "and the result, evaluate(inputs, result, ...), with the arguments.")
-                inputs = result.inputs
-            elif result.inputs and not same_value(format_inputs(inputs), result.inputs):
-                warnings.warn(
-                    "PairMaskingFaithfulness.evaluate: inputs differ from the inputs the "
-                    f"{result.kind} values were computed with; the scores may not describe "
-                    "them.", UserWarning, stacklevel=3)
-            if scores is None or isinstance(scores, PairInteractions):
-                scores = result.values
-            context = merge_context(result, {
-                "baselines": baselines, "target": target, "feature_mask": feature_mask,
-                "additional_forward_args": additional_forward_args, "pairs": pairs,
-                "removal": removal, "output": output}, "PairMaskingFaithfulness.evaluate")
-            baselines, target, feature_mask = (context["baselines"], context["target"],
-                                               context["feature_mask"])
-            additional_forward_args, pairs = context["additional_forward_args"], context["pairs"]
-            removal, output = context["removal"], context["output"]
-        if isinstance(inputs, PairInteractions):  # replaced above; narrows the type
-            inputs = inputs.inputs
-        if scores is None:
-            raise TypeError("scores is required (B, F, F pair scores), unless inputs is a "
-                            "result of explain().")
+        inputs, scores, context = with_result_context(
+            inputs, scores, {"baselines": baselines, "target": target,
+                             "feature_mask": feature_mask,
+                             "additional_forward_args": additional_forward_args,
+                             "pairs": pairs, "removal": removal, "output": output},
+            "PairMaskingFaithfulness.evaluate")
+        baselines, target, feature_mask = (context["baselines"], context["target"],
+                                           context["feature_mask"])
+        additional_forward_args, pairs = context["additional_forward_args"], context["pairs"]
+        removal, output = context["removal"], context["output"]
         n_random = check_positive_int("n_random", n_random)
         direction = check_choice("direction", direction, Direction)
         descending = check_bool("descending", descending)
