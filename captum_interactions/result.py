@@ -381,25 +381,37 @@ def describe_players(inputs: tuple[Tensor, ...], players: Players,
 
 def _describe_input(m: int, dims: int, mask: Tensor, n: int, seen: dict[int, str]
                     ) -> dict[int, str]:
-    out: dict[int, str] = {}
+    """Names of the players of input m from their extent: one scatter per bound, then one
+    string per player."""
     if dims >= 4:
         grid = mask[0] if mask.dim() >= 3 else mask
-        ids = torch.unique(grid)
-        for p in ids[ids < n].tolist():
-            rows, cols = torch.nonzero(grid == p, as_tuple=True)
-            r0, r1, c0, c1 = int(rows.min()), int(rows.max()) + 1, int(cols.min()), \
-                int(cols.max()) + 1
+        rows = torch.arange(grid.shape[-2]).view(-1, 1).expand_as(grid)
+        cols = torch.arange(grid.shape[-1]).view(1, -1).expand_as(grid)
+        coords: tuple[Tensor, ...] = (rows.reshape(-1), cols.reshape(-1))
+        ids = grid.reshape(-1)
+    else:
+        line = mask.reshape(mask.shape[0], -1)[:, 0] if mask.dim() >= 2 else mask
+        coords = (torch.arange(line.shape[0]),)
+        ids = line.reshape(-1)
+    keep = ids < n
+    ids = ids[keep]
+    size = torch.bincount(ids, minlength=n)
+    low = [torch.full((n,), 1 << 30, dtype=torch.long).scatter_reduce(0, ids, c[keep], "amin")
+           for c in coords]
+    high = [torch.full((n,), -1, dtype=torch.long).scatter_reduce(0, ids, c[keep], "amax")
+            for c in coords]
+    out: dict[int, str] = {}
+    for p in torch.nonzero(size).flatten().tolist():
+        if dims >= 4:
+            r0, c0 = int(low[0][p]), int(low[1][p])
+            r1, c1 = int(high[0][p]) + 1, int(high[1][p]) + 1
             h, w = r1 - r0, c1 - c0
-            if h * w == rows.numel() and r0 % h == 0 and c0 % w == 0:
+            if h * w == int(size[p]) and r0 % h == 0 and c0 % w == 0:
                 out[p] = f"in{m} patch ({r0 // h}, {c0 // w})"
             else:
                 out[p] = f"in{m} region ({r0}:{r1}, {c0}:{c1})"
-    else:
-        line = mask.reshape(mask.shape[0], -1)[:, 0] if mask.dim() >= 2 else mask
-        ids = torch.unique(line)
-        for p in ids[ids < n].tolist():
-            where = torch.nonzero(line == p).flatten()
-            lo, hi = int(where.min()), int(where.max())
+        else:
+            lo, hi = int(low[0][p]), int(high[0][p])
             out[p] = f"in{m}[{lo}]" if lo == hi else f"in{m}[{lo}:{hi + 1}]"
     return {p: (f"{seen[p]}+{name}" if p in seen else name) for p, name in out.items()}
 
