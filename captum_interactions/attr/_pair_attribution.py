@@ -77,11 +77,11 @@ class PairAttribution(PerturbationAttribution):
             if estimate.main is not None and estimate.main_stderr is not None:
                 main, main_stderr = estimate.main.to(dtype), estimate.main_stderr.to(dtype)
             empty = None if estimate.empty is None else estimate.empty.to(dtype)
-        else:
-            values, stderr = self.attribute(inputs, *args, return_stderr=True, **kwargs)
         formatted = format_inputs(inputs)
         players = resolve_players(formatted, arguments["feature_mask"])
-        requested = pair_matrix(players, arguments["pairs"])
+        if estimate_all is None:
+            values, stderr = self.attribute(inputs, *args, return_stderr=True, **kwargs)
+            requested = pair_matrix(players, arguments["pairs"])
         return PairInteractions(
             values=values, stderr=stderr, kind=self.kind,
             player_names=describe_players(formatted, players, player_names),
