@@ -112,6 +112,17 @@ for option, value in (("context", "partial"), ("candidates", 0), ("candidates", 
     case("attribution arguments", f"RG {option}={value!r}", option if option != "candidates"
          or value != 10**6 else "candidates")(
         lambda option=option, value=value: RG.attribute(X, target=0, **{option: value}))
+for label, kwargs, name in (
+        ("target_stderr with an int n_samples", {"target_stderr": 0.1}, "target_stderr"),
+        ("n_samples='auto' without target_stderr", {"n_samples": "auto"}, "target_stderr"),
+        ("max_samples below the minimum", {"n_samples": "auto", "target_stderr": 0.1,
+                                           "max_samples": 5}, "max_samples"),
+        ("stop_when='rank'", {"n_samples": "auto", "target_stderr": 0.1,
+                              "stop_when": "rank"}, "stop_when"),
+        ("top_k=0", {"n_samples": "auto", "target_stderr": 0.1, "stop_when": "topk",
+                     "top_k": 0}, "top_k")):
+    case("attribution arguments", f"SII adaptive budget: {label}", name)(
+        lambda kwargs=kwargs: SII.attribute(X, target=0, **kwargs))
 case("attribution arguments", "RG sii= without candidates", "sii")(
     lambda: RG.attribute(X, target=0, sii=SCORES))
 case("attribution arguments", "RG sii= of another shape", "sii")(

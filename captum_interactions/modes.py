@@ -21,6 +21,11 @@ Context = Literal["sampled", "full"]
 ControlVariate = Literal["auto", "quadratic", "linear", "size", "none"]
 #: A surrogate once "auto" is resolved.
 Surrogate = Literal["quadratic", "linear", "size", "none"]
+#: What ends an adaptive budget (``n_samples="auto"``): the standard errors of the requested
+#: pairs, or a stable top-k ranking of them.
+StopRule = Literal["stderr", "topk"]
+#: ``target_stderr`` as is, or as a fraction of each example's largest |SII|.
+StderrScale = Literal["absolute", "relative"]
 #: Alternative hypothesis of the pair-masking test.
 Alternative = Literal["greater", "two-sided", "less"]
 #: Null distribution of the pair-masking test.
@@ -40,6 +45,8 @@ __all__ = [
     "PairedTest",
     "PairsMode",
     "RemovalMode",
+    "StderrScale",
+    "StopRule",
     "Surrogate",
     "TopKScope",
 ]

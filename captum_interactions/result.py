@@ -301,7 +301,9 @@ class PairInteractions:
             np.asarray(entries, dtype=float), index=self.kind, max_order=2,
             n_players=self.n_players, min_order=1 if self.main_effects is not None else 2,
             interaction_lookup=lookup, estimated=bool((self.stderr[b] != 0).any()),
-            estimation_budget=self.settings.get("n_samples"), baseline_value=baseline)
+            estimation_budget=self.settings.get("n_samples_used",
+                                                [self.settings.get("n_samples")] * (b + 1))[b],
+            baseline_value=baseline)
 
     @classmethod
     def from_shapiq(cls, values: Any | Sequence[Any], *,

@@ -17,7 +17,7 @@ import os
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import torch
@@ -42,7 +42,8 @@ def tensor_digest(tensors: dict[str, Tensor]) -> str:
     for name in sorted(tensors):
         t = tensors[name].detach().cpu().contiguous()
         digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        if t.numel():  # the tensor's own buffer: no copy of large tensors
+            digest.update(t.reshape(-1).view(torch.uint8).numpy().data)
     return digest.hexdigest()
 
 
@@ -118,13 +119,26 @@ def load_file(path: str | os.PathLike[str], *, what: str = "file",
 
 def remove_stale_temporaries(path: Path) -> int:
     """Remove leftovers of killed writes next to ``path``; returns how many were removed."""
+    return _remove_dead(path.parent.glob(f".{path.name}.*.tmp"), path.parent)
+
+
+def remove_stale_temporaries_in(folder: str | os.PathLike[str]) -> int:
+    """Remove the leftovers of killed writes of *any* file in ``folder`` (writers whose
+    process is gone); for folders whose file names are not known in advance (content-named
+    chunks of a feature store). Returns how many were removed."""
+    folder = Path(folder)
+    return _remove_dead(folder.glob(".*.tmp"), folder) if folder.is_dir() else 0
+
+
+def _remove_dead(candidates: Iterable[Path], folder: Path) -> int:
     removed = 0
-    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
-        parts = tmp.name[len(path.name) + 2:].split(".")
-        if parts and parts[0].isdigit() and not _alive(int(parts[0])):
+    for tmp in candidates:
+        # .<target>.<pid>.<random>.tmp: the pid is the second field from the end
+        parts = tmp.name[:-len(".tmp")].split(".")
+        if len(parts) >= 4 and parts[-2].isdigit() and not _alive(int(parts[-2])):
             removed += _unlink(tmp)
     cutoff = time.time() - STALE_SECONDS
-    for tmp in path.parent.glob("tmp*.tmp"):
+    for tmp in folder.glob("tmp*.tmp"):
         try:
             old = tmp.stat().st_mtime < cutoff
         except OSError:

@@ -276,19 +276,27 @@ def _evaluate(args: argparse.Namespace, config: Any, model: Any, split: Any,
     return 0
 
 
-def _explain(args: argparse.Namespace, model: Any, split: Any) -> int:
+def _explain(args: argparse.Namespace, config: Any, model: Any, split: Any) -> int:
+    from fl_i2moe_layer.experiments.datasets import class_names
     from fl_i2moe_layer.experiments.explanations import explain_examples, explain_split
 
     if args.all:
         summary = explain_split(model, split, args.out, components=tuple(args.components),
                                 n_samples=args.n_samples, seed=args.seed,
-                                batch_size=args.batch_size, shard_size=args.shard_size)
-        for name, rows in summary.items():
+                                batch_size=args.batch_size, shard_size=args.shard_size,
+                                class_names=class_names(config.dataset))
+        for name, rows in summary["strongest_pairs"].items():
             best = rows[0] if rows else None
             print(f"{name}: strongest pair over the split "
                   + (f"{best['first']} x {best['second']} {best['mean']:+.4f} "
                      f"({best['count']} examples)" if best else "(none)"))
-        print(f"result stores and summary.md in {args.out}")
+        masked = summary["pair_masking"]
+        if masked:
+            print(f"pair masking over the split ({masked['examples']} examples): removing the "
+                  f"top {masked['budgets'][-1]} pairs by SII drops the logit by "
+                  f"{masked['ranked_mean'][-1]:.4f}, random pairs by "
+                  f"{masked['random_mean'][-1]:.4f} (p = {masked['p_value'][-1]:.3g})")
+        print(f"result stores, summary.md and report.html in {args.out}")
         return 0
 
     summaries = explain_examples(model, split, args.index, args.out,
@@ -374,7 +382,7 @@ def _run(args: argparse.Namespace) -> int:
                        limit=args.split_limit)
     if args.command == "evaluate":
         return _evaluate(args, config, model, split, split_name)
-    return _explain(args, model, split)
+    return _explain(args, config, model, split)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,6 +12,7 @@ from captum_interactions.storage import (
     load_file,
     read_cache,
     remove_stale_temporaries,
+    remove_stale_temporaries_in,
     tensor_digest,
 )
 
@@ -25,5 +26,6 @@ __all__ = [
     "load_file",
     "read_cache",
     "remove_stale_temporaries",
+    "remove_stale_temporaries_in",
     "tensor_digest",
 ]

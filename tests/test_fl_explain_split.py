@@ -37,7 +37,8 @@ def test_explain_all_writes_stores_equal_to_the_explainer(tmp_path, capsys) -> N
     printed = capsys.readouterr().out
     assert "mixture: strongest pair over the split" in printed
     summary = json.loads((out / "summary.json").read_text())
-    assert set(summary) == {"mixture", "synergy"} and (out / "summary.md").is_file()
+    assert set(summary["strongest_pairs"]) == {"mixture", "synergy"}
+    assert (out / "summary.md").is_file() and (out / "report.html").is_file()
 
     config, model = load_run(run)
     split = load_split(config, "test", data_dir=data, cache_dir=cache)
@@ -48,11 +49,11 @@ def test_explain_all_writes_stores_equal_to_the_explainer(tmp_path, capsys) -> N
     sub = split.subset([0, 1])
     report = ExpertExplainer(model).explain(
         sub.data.inputs, sub.data.masks, target="pred", methods=("sii",),
-        components=("mixture",), n_samples=sampling_budget(split.data, 48),
+        components=("mixture",), n_samples=sampling_budget(sub.data, 48),
         faithfulness=False, seed=0)
     expected = report["mixture"].sii
     n = expected.shape[-1]
     torch.testing.assert_close(first.values[:2, :n, :n], expected.float(), rtol=0, atol=1e-6)
     names = first.player_names[0]
     assert names[: len(sub.token_labels(0, 0))] == sub.token_labels(0, 0)
-    assert summary["mixture"][0]["count"] >= 1
+    assert summary["strongest_pairs"]["mixture"][0]["count"] >= 1

@@ -61,10 +61,12 @@ def test_mmimdb_errors(mmimdb, tmp_path) -> None:
                                                    "test": []}))
     with pytest.raises(ValueError, match="share 1 ids"):
         load_mmimdb(mmimdb)
-    (mmimdb / "split.json").write_text(json.dumps({"train": ["../escape"], "dev": [],
-                                                   "test": []}))
-    with pytest.raises(ValueError, match="not a plain file name"):
-        load_mmimdb(mmimdb)
+    # One bad id costs that example only: skipped, counted, and the split goes on.
+    (mmimdb / "split.json").write_text(json.dumps({"train": ["../escape", "0000001"],
+                                                   "dev": [], "test": []}))
+    skips = Skips()
+    assert [i.id for i in load_mmimdb(mmimdb, skips=skips)] == ["0000001"]
+    assert skips.counts == {"bad id or link outside the data folder": 1}
 
 
 def test_mmimdb_hdf5(tmp_path) -> None:
@@ -167,3 +169,57 @@ def test_a_truncated_jpeg_that_passes_verify_is_skipped_and_counted(tmp_path) ->
         split_ids |= {item.id for item in load_mmhs150k(root, split, skips=skips)}
     assert victim.stem not in split_ids and split_ids
     assert skips.counts["missing or unreadable image"] == 1
+
+
+def test_every_per_example_failure_is_skipped_counted_and_logged(tmp_path, caplog) -> None:
+    """Bad JSON, a bad label, a bad id, a symlink leaving the data folder, a dangling
+    symlink and a truncated image: each costs its example only, is counted by cause, and the
+    first of each cause is logged with its file."""
+    import logging
+    import os
+
+    from fl_fixtures import mmimdb_tree
+
+    root = mmimdb_tree(tmp_path / "mmimdb", per_split=8)
+    outside = tmp_path / "elsewhere.jpeg"
+    _img(outside)
+    data = root / "dataset"
+    train = json.loads((root / "split.json").read_text())["train"]
+    (data / f"{train[0]}.json").write_text("{not json")                        # bad JSON
+    (data / f"{train[1]}.json").write_text(json.dumps({"plot": ["x"], "genres": [3]}))
+    (data / f"{train[2]}.jpeg").unlink()
+    os.symlink(outside, data / f"{train[2]}.jpeg")                             # leaves root
+    (data / f"{train[3]}.jpeg").unlink()
+    os.symlink(data / "nowhere.jpeg", data / f"{train[3]}.jpeg")               # dangling
+    raw = (data / f"{train[4]}.jpeg").read_bytes()
+    (data / f"{train[4]}.jpeg").write_bytes(raw[: len(raw) // 2])              # truncated
+    split = json.loads((root / "split.json").read_text())
+    split["train"] = [*split["train"], "../../etc/passwd"]                     # bad id
+    (root / "split.json").write_text(json.dumps(split))
+    skips = Skips()
+    with caplog.at_level(logging.WARNING, logger="fl_i2moe_layer.data"):
+        items = load_mmimdb(root, "train", skips=skips)
+    assert [i.id for i in items] == train[5:]
+    assert skips.counts == {
+        "unreadable dataset/*.json": 1,
+        "bad label (genres must be a list of names) or plot": 1,
+        "bad id or link outside the data folder": 2,
+        "missing or unreadable poster": 2,
+    }
+    assert skips.total == 6
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    assert f"{train[0]}.json" in logged and f"{train[2]}.jpeg" in logged
+    assert skips.first["missing or unreadable poster"][0] == train[3]
+
+
+def test_mmhs150k_bad_votes_and_entries_are_skipped(tmp_path) -> None:
+    root = mmhs150k_tree(tmp_path / "mmhs150k", per_split=4)
+    gt = json.loads((root / "MMHS150K_GT.json").read_text())
+    ids = (root / "splits" / "train_ids.txt").read_text().split()
+    gt[ids[0]]["labels"] = ["x", 0, 1]
+    gt[ids[1]]["labels"] = [0, 9, 1]
+    gt[ids[2]] = "not an entry"
+    (root / "MMHS150K_GT.json").write_text(json.dumps(gt))
+    skips = Skips()
+    assert [i.id for i in load_mmhs150k(root, "train", skips=skips)] == ids[3:]
+    assert skips.counts == {"bad label (need 3 votes in 0..5)": 3}

@@ -266,3 +266,37 @@ def test_metrics_run_on_cuda_and_agree_with_cpu():
     torch.testing.assert_close(top_gpu.comprehensiveness.cpu(), top_cpu.comprehensiveness)
     conc = concentration(scores.cuda())
     torch.testing.assert_close(conc.gini.cpu(), concentration(scores).gini)
+
+
+@pytest.mark.parametrize("test", ["exchange", "wilcoxon"])
+def test_results_of_parts_pool_into_the_result_of_the_whole(test):
+    """Splitting the examples into parts and pooling them gives back every per-example drop,
+    and the gap, wins and p-values of the whole (recomputed from the pooled drops)."""
+    from dataclasses import replace
+
+    from captum_interactions.metrics import PairMaskingResult
+
+    model = dense_model(3)
+    text, image = positive_tokens(12, T, P, seed=4)
+    whole = PairMaskingFaithfulness(model).evaluate(
+        (text, image), model.sii(text, image), budgets=(1, 3), n_random=6, test=test, seed=5)
+
+    def part(a: int, b: int) -> PairMaskingResult:
+        assert whole.tolerance is not None
+        return replace(whole, ranked_drop=whole.ranked_drop[a:b],
+                       random_drop=whole.random_drop[a:b], original=whole.original[a:b],
+                       tolerance=whole.tolerance[a:b], gap=whole.gap * 0,
+                       p_value=whole.p_value * 0, wins=whole.wins * 0)
+
+    pooled = PairMaskingResult.concatenate([part(0, 5), part(5, 12)], seed=5)
+    for name in ("ranked_drop", "random_drop", "original", "wins"):
+        torch.testing.assert_close(getattr(pooled, name), getattr(whole, name), rtol=0, atol=0)
+    # means over a strided and a contiguous tensor may sum in another order: 1 ulp apart
+    torch.testing.assert_close(pooled.gap, whole.gap, rtol=0, atol=1e-14)
+    torch.testing.assert_close(pooled.p_value, whole.p_value, rtol=0, atol=1e-12)
+    random_mean = whole.random_drop.mean(-1)
+    torch.testing.assert_close(pooled.gap, (whole.ranked_drop - random_mean).mean(0))
+    with pytest.raises(ValueError, match="parts is empty"):
+        PairMaskingResult.concatenate([])
+    with pytest.raises(ValueError, match=r"parts\[1\] has budgets=\(1,\)"):
+        PairMaskingResult.concatenate([part(0, 5), replace(part(5, 12), budgets=(1,))])

@@ -11,6 +11,7 @@ import torch
 from captum.attr._utils.attribution import PerturbationAttribution
 from torch import Tensor
 
+from captum_interactions.estimators.sii_adaptive import DEFAULT_MAX_SAMPLES
 from captum_interactions.perturbation.game import ModelGame, OutputSelector, model_game
 from captum_interactions.perturbation.target import TargetType
 from captum_interactions.players import PairsType, pair_matrix, resolve_players
@@ -26,6 +27,9 @@ from captum_interactions.validation import check_callable, format_inputs
 #: The arguments of ``attribute`` that are not part of a result's settings.
 _NOT_SETTINGS = {"self", "inputs", "return_stderr", "sii", "show_progress",
                  "perturbations_per_eval"}
+#: Arguments of an adaptive budget (``n_samples="auto"``): settings only when it is one.
+_ADAPTIVE_SETTINGS = {"target_stderr", "stderr_scale", "max_samples", "stop_when", "top_k",
+                      "initial_samples"}
 
 
 class PairAttribution(PerturbationAttribution):
@@ -54,7 +58,11 @@ class PairAttribution(PerturbationAttribution):
                 are described by position (``"in0[3]"``, ``"in1 patch (2, 4)"``).
 
         Returns:
-            *PairInteractions*
+            *PairInteractions*. With ``n_samples="auto"`` its ``settings`` also hold, per
+            example, ``n_samples_used`` (rows evaluated; the same for every example, which
+            share the rows), ``target_met`` and ``max_stderr`` (the largest standard error
+            of the requested pairs), ``topk_separation`` with ``stop_when="topk"``, and
+            ``checks`` (how many blocks were drawn).
 
         Examples::
 
@@ -68,6 +76,7 @@ class PairAttribution(PerturbationAttribution):
         bound.apply_defaults()
         arguments = dict(bound.arguments)
         main = main_stderr = empty = None
+        report: dict[str, Any] = {}
         estimate_all = getattr(self, "_estimate", None)
         if estimate_all is not None:  # SII: main effects from the same rows too
             estimate, requested, dtype = estimate_all(
@@ -77,6 +86,15 @@ class PairAttribution(PerturbationAttribution):
             if estimate.main is not None and estimate.main_stderr is not None:
                 main, main_stderr = estimate.main.to(dtype), estimate.main_stderr.to(dtype)
             empty = None if estimate.empty is None else estimate.empty.to(dtype)
+            if estimate.budget is not None:  # n_samples="auto": how the budget ended
+                budget = estimate.budget
+                cap = arguments.get("max_samples")
+                report = {"n_samples_used": [budget.rows] * len(budget.target_met),
+                          "target_met": budget.target_met, "max_stderr": budget.max_stderr,
+                          "checks": budget.checks,
+                          "max_samples": DEFAULT_MAX_SAMPLES if cap is None else cap}
+                if budget.separation is not None:
+                    report["topk_separation"] = budget.separation
         formatted = format_inputs(inputs)
         players = resolve_players(formatted, arguments["feature_mask"])
         if estimate_all is None:
@@ -87,8 +105,10 @@ class PairAttribution(PerturbationAttribution):
             player_names=describe_players(formatted, players, player_names),
             inputs=formatted,
             context={name: arguments[name] for name in CONTEXT_DEFAULTS},
-            settings={name: value for name, value in arguments.items()
-                      if name not in _NOT_SETTINGS and name not in CONTEXT_DEFAULTS},
+            settings={**{name: value for name, value in arguments.items()
+                         if name not in _NOT_SETTINGS and name not in CONTEXT_DEFAULTS
+                         and (name not in _ADAPTIVE_SETTINGS
+                              or arguments.get("n_samples") == "auto")}, **report},
             requested=requested.to(values.device),
             main_effects=main, main_stderr=main_stderr, empty_value=empty,
         )

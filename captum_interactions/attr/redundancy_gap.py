@@ -207,6 +207,12 @@ class RedundancyGap(PairAttribution):
             sii = sii.values
         context = check_choice("context", context, Context)
         method = check_choice("method", method, Method)
+        given: object = n_samples  # checked at run time whatever the annotation says
+        if given == "auto":
+            raise ValueError(
+                "n_samples='auto' (an adaptive budget) is available for "
+                "ShapleyInteractionIndex only: RedundancyGap samples one quartet per pair and "
+                "needs an int n_samples.")
         n_samples = check_samples("n_samples", n_samples)
         seed = check_seed(seed)
         return_stderr = check_bool("return_stderr", return_stderr)

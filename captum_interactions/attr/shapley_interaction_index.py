@@ -10,8 +10,12 @@ from torch import Tensor
 from captum_interactions.attr._pair_attribution import PairAttribution, symmetric_output
 from captum_interactions.estimators.estimate import PairEstimate
 from captum_interactions.estimators.exact import exact_sii
+from captum_interactions.estimators.sii_adaptive import (
+    check_adaptive_options,
+    estimate_sii_adaptive,
+)
 from captum_interactions.estimators.sii_sampling import estimate_sii
-from captum_interactions.modes import ControlVariate, Method
+from captum_interactions.modes import ControlVariate, Method, StderrScale, StopRule
 from captum_interactions.perturbation.game import OutputSelector
 from captum_interactions.perturbation.target import TargetType
 from captum_interactions.players import PairsType
@@ -20,7 +24,6 @@ from captum_interactions.usage_log import log_usage
 from captum_interactions.validation import (
     check_bool,
     check_choice,
-    check_samples,
     check_seed,
 )
 
@@ -72,7 +75,7 @@ class ShapleyInteractionIndex(PairAttribution):
         target: TargetType = ...,
         additional_forward_args: Any = ...,
         feature_mask: Tensor | tuple[Tensor, ...] | None = ...,
-        n_samples: int = ...,
+        n_samples: int | Literal["auto"] = ...,
         perturbations_per_eval: int = ...,
         show_progress: bool = ...,
         *,
@@ -84,6 +87,12 @@ class ShapleyInteractionIndex(PairAttribution):
         seed: int = ...,
         control_variate: ControlVariate = ...,
         paired: bool = ...,
+        target_stderr: float | None = ...,
+        stderr_scale: StderrScale = ...,
+        max_samples: int | None = ...,
+        stop_when: StopRule = ...,
+        top_k: int | None = ...,
+        initial_samples: int | None = ...,
     ) -> Tensor: ...
 
     @overload
@@ -94,7 +103,7 @@ class ShapleyInteractionIndex(PairAttribution):
         target: TargetType = ...,
         additional_forward_args: Any = ...,
         feature_mask: Tensor | tuple[Tensor, ...] | None = ...,
-        n_samples: int = ...,
+        n_samples: int | Literal["auto"] = ...,
         perturbations_per_eval: int = ...,
         show_progress: bool = ...,
         *,
@@ -106,6 +115,12 @@ class ShapleyInteractionIndex(PairAttribution):
         seed: int = ...,
         control_variate: ControlVariate = ...,
         paired: bool = ...,
+        target_stderr: float | None = ...,
+        stderr_scale: StderrScale = ...,
+        max_samples: int | None = ...,
+        stop_when: StopRule = ...,
+        top_k: int | None = ...,
+        initial_samples: int | None = ...,
     ) -> tuple[Tensor, Tensor]: ...
 
     @overload
@@ -116,7 +131,7 @@ class ShapleyInteractionIndex(PairAttribution):
         target: TargetType = ...,
         additional_forward_args: Any = ...,
         feature_mask: Tensor | tuple[Tensor, ...] | None = ...,
-        n_samples: int = ...,
+        n_samples: int | Literal["auto"] = ...,
         perturbations_per_eval: int = ...,
         show_progress: bool = ...,
         *,
@@ -128,6 +143,12 @@ class ShapleyInteractionIndex(PairAttribution):
         seed: int = ...,
         control_variate: ControlVariate = ...,
         paired: bool = ...,
+        target_stderr: float | None = ...,
+        stderr_scale: StderrScale = ...,
+        max_samples: int | None = ...,
+        stop_when: StopRule = ...,
+        top_k: int | None = ...,
+        initial_samples: int | None = ...,
     ) -> Tensor | tuple[Tensor, Tensor]: ...
 
     @log_usage()
@@ -138,7 +159,7 @@ class ShapleyInteractionIndex(PairAttribution):
         target: TargetType = None,
         additional_forward_args: Any = None,
         feature_mask: Tensor | tuple[Tensor, ...] | None = None,
-        n_samples: int = 2048,
+        n_samples: int | Literal["auto"] = 2048,
         perturbations_per_eval: int = 256,
         show_progress: bool = False,
         *,
@@ -150,6 +171,12 @@ class ShapleyInteractionIndex(PairAttribution):
         seed: int = 0,
         control_variate: ControlVariate = "auto",
         paired: bool = True,
+        target_stderr: float | None = None,
+        stderr_scale: StderrScale = "absolute",
+        max_samples: int | None = None,
+        stop_when: StopRule = "stderr",
+        top_k: int | None = None,
+        initial_samples: int | None = None,
     ) -> Tensor | tuple[Tensor, Tensor]:
         r"""Estimate the SII of the requested pairs for every example.
 
@@ -171,9 +198,12 @@ class ShapleyInteractionIndex(PairAttribution):
                 position along dim 1 of each input is one player, ids consecutive across
                 inputs. For images or flat vectors see :func:`patch_grid_mask` and
                 :func:`group_mask`.
-            n_samples (int, optional): model rows (coalitions evaluated) per example; never
-                exceeded. The sampler needs at least 3F. Ignored by ``method="exact"``,
-                which evaluates 2^F. Default: 2048.
+            n_samples (int or "auto", optional): model rows (coalitions evaluated) per
+                example; never exceeded. The sampler needs at least 3F. Ignored by
+                ``method="exact"``, which evaluates 2^F. ``"auto"``: an adaptive budget that
+                draws blocks of rows until ``stop_when`` holds for every example (see
+                ``target_stderr`` ... ``initial_samples`` and ``docs/estimators.md``,
+                "Adaptive budgets"). Default: 2048.
             perturbations_per_eval (int, optional): coalitions per example in one forward
                 call (the forward batch holds ``perturbations_per_eval * B`` rows, as in
                 Captum). Results do not depend on it. Default: 256.
@@ -200,6 +230,25 @@ class ShapleyInteractionIndex(PairAttribution):
                 sampling (``"auto"``: quadratic up to 32 players, linear above); see
                 ``docs/estimators.md``.
             paired (bool, optional): sample each coalition with its complement. Default: True.
+            target_stderr (float, optional): with ``n_samples="auto"`` and
+                ``stop_when="stderr"`` (needed there): stop once the largest standard error
+                of each example's requested pairs is at most this. Default: None.
+            stderr_scale (str, optional): ``"absolute"`` (``target_stderr`` in the units of
+                the output) or ``"relative"`` (a fraction of each example's largest |SII|
+                over the requested pairs). Default: ``"absolute"``.
+            max_samples (int, optional): with ``n_samples="auto"``: the most rows per
+                example; when the rule still fails there, a RuntimeWarning says so and the
+                estimate at the cap is returned. At least 3F. Default: 65536.
+            stop_when (str, optional): with ``n_samples="auto"``: ``"stderr"`` (the target
+                above) or ``"topk"``: the ``top_k`` requested pairs of largest |SII| are the
+                same at two consecutive checks and each beats every other pair by at least
+                2 combined standard errors. Default: ``"stderr"``.
+            top_k (int, optional): the ranking size for ``stop_when="topk"`` (needed
+                there; below the number of requested pairs). Default: None.
+            initial_samples (int, optional): with ``n_samples="auto"``: rows of the first
+                block (at least 3F); the rule is checked at ``initial_samples``, then at
+                twice as many rows, four times, ..., and at ``max_samples`` last. Default:
+                max(3F, 256).
 
         Returns:
             *Tensor* or (*Tensor*, *Tensor*):
@@ -207,6 +256,9 @@ class ShapleyInteractionIndex(PairAttribution):
               pairs not requested, in the forward output's dtype.
             - **stderr** (B, F, F), only if ``return_stderr``: standard errors of the values
               (zero in exact mode).
+
+            With ``n_samples="auto"``, :meth:`explain` also reports the rows used and whether
+            the target was met, per example, in its ``settings``.
         """
         return_stderr = check_bool("return_stderr", return_stderr)
         estimate, requested, dtype = self._estimate(
@@ -214,7 +266,9 @@ class ShapleyInteractionIndex(PairAttribution):
             additional_forward_args=additional_forward_args, feature_mask=feature_mask,
             n_samples=n_samples, perturbations_per_eval=perturbations_per_eval,
             show_progress=show_progress, pairs=pairs, method=method, removal=removal,
-            output=output, seed=seed, control_variate=control_variate, paired=paired)
+            output=output, seed=seed, control_variate=control_variate, paired=paired,
+            target_stderr=target_stderr, stderr_scale=stderr_scale, max_samples=max_samples,
+            stop_when=stop_when, top_k=top_k, initial_samples=initial_samples)
         values = symmetric_output(estimate.values, requested, dtype)
         if return_stderr:
             return values, symmetric_output(estimate.stderr, requested, dtype)
@@ -228,7 +282,7 @@ class ShapleyInteractionIndex(PairAttribution):
         target: TargetType,
         additional_forward_args: Any,
         feature_mask: Tensor | tuple[Tensor, ...] | None,
-        n_samples: int,
+        n_samples: int | Literal["auto"],
         perturbations_per_eval: int,
         show_progress: bool,
         pairs: PairsType,
@@ -238,12 +292,21 @@ class ShapleyInteractionIndex(PairAttribution):
         seed: int,
         control_variate: ControlVariate,
         paired: bool,
+        target_stderr: float | None = None,
+        stderr_scale: StderrScale = "absolute",
+        max_samples: int | None = None,
+        stop_when: StopRule = "stderr",
+        top_k: int | None = None,
+        initial_samples: int | None = None,
     ) -> tuple[PairEstimate, Tensor, torch.dtype]:
         """The raw estimate (pairs, and main effects from the same rows), the requested pairs
         and the output dtype; every argument validated first."""
         method = check_choice("method", method, Method)
         control_variate = check_choice("control_variate", control_variate, ControlVariate)
-        n_samples = check_samples("n_samples", n_samples)
+        fixed, adaptive = check_adaptive_options(
+            n_samples, target_stderr=target_stderr, stderr_scale=stderr_scale,
+            max_samples=max_samples, stop_when=stop_when, top_k=top_k,
+            initial_samples=initial_samples, method=method)
         seed = check_seed(seed)
         paired = check_bool("paired", paired)
         with self._game(
@@ -254,7 +317,11 @@ class ShapleyInteractionIndex(PairAttribution):
         ) as game:
             if method == "exact":
                 estimate = exact_sii(game)
+            elif adaptive is not None:
+                estimate = estimate_sii_adaptive(game, adaptive, seed=seed,
+                                                 control_variate=control_variate, paired=paired)
             else:
-                estimate = estimate_sii(game, n_samples, seed=seed,
+                assert fixed is not None
+                estimate = estimate_sii(game, fixed, seed=seed,
                                         control_variate=control_variate, paired=paired)
         return estimate, game.requested_pairs, game.output_dtype

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -75,6 +75,8 @@ class PairMaskingResult:
         alternative: the alternative hypothesis of ``p_value``.
         test: ``"exchange"`` or ``"wilcoxon"``, the null distribution of ``p_value``.
         direction: how a change of the score counts as a drop.
+        tolerance: (B,) per-example differences at or below this count as ties (rounding
+            noise of the model's output dtype); None in results made before it was kept.
     """
 
     budgets: tuple[int, ...]
@@ -89,6 +91,48 @@ class PairMaskingResult:
     alternative: str
     test: str
     direction: str = "decrease"
+    tolerance: Tensor | None = None
+
+    @classmethod
+    def concatenate(cls, parts: Sequence[PairMaskingResult], *,
+                    seed: int = 0) -> PairMaskingResult:
+        """One result over the examples of several (e.g. one per batch or shard of a
+        dataset): the per-example drops are pooled and the gap, the wins and the paired test
+        are computed again over all examples.
+
+        Args:
+            parts: results with the same budgets, pair count, test, alternative, direction
+                and ranking order.
+            seed: of the exchange test's null draws.
+
+        Examples::
+
+            >>> parts = [metric.evaluate(x, s, target=0) for x, s in batches]
+            >>> PairMaskingResult.concatenate(parts).summary("whole split")
+        """
+        if not parts:
+            raise ValueError("parts is empty: pass at least one PairMaskingResult.")
+        first = parts[0]
+        for k, part in enumerate(parts[1:], 1):
+            for name in ("budgets", "n_pairs", "descending", "alternative", "test",
+                         "direction"):
+                if getattr(part, name) != getattr(first, name):
+                    raise ValueError(
+                        f"parts[{k}] has {name}={getattr(part, name)!r} but parts[0] has "
+                        f"{getattr(first, name)!r}: only results of the same settings pool.")
+            if part.random_drop.shape[-1] != first.random_drop.shape[-1]:
+                raise ValueError(f"parts[{k}] has {part.random_drop.shape[-1]} random repeats "
+                                 f"but parts[0] has {first.random_drop.shape[-1]}.")
+        ranked = torch.cat([p.ranked_drop for p in parts])
+        random_drop = torch.cat([p.random_drop for p in parts])
+        original = torch.cat([p.original for p in parts])
+        tol = torch.cat([p.tolerance if p.tolerance is not None
+                         else zero_tolerance(p.original, torch.float32) for p in parts])
+        gap, p_value, wins = _paired_statistics(
+            ranked, random_drop, tol, cast(Alternative, first.alternative),
+            cast(PairedTest, first.test), seed)
+        return replace(first, ranked_drop=ranked, random_drop=random_drop, gap=gap,
+                       p_value=p_value, wins=wins, original=original, tolerance=tol)
 
     @property
     def random_mean(self) -> Tensor:
@@ -348,25 +392,35 @@ class PairMaskingFaithfulness:
         n_budgets = len(counts)
         ranked_drop = drops[:, :n_budgets]
         random_drop = drops[:, n_budgets:].reshape(batch, n_budgets, n_random)
-        random_mean = random_drop.mean(-1)
         tol = zero_tolerance(original, game.output_dtype)
-        if test == "exchange":
-            p_value = exchange_test(
-                ranked_drop, random_drop, tol, alternative, n_draws=N_NULL_DRAWS, seed=seed
-            )
-        else:
-            p_value = wilcoxon_test(ranked_drop, random_mean, tol, alternative)
+        gap, p_value, wins = _paired_statistics(ranked_drop, random_drop, tol, alternative,
+                                                test, seed)
         return PairMaskingResult(
             budgets=counts,
             ranked_drop=ranked_drop,
             random_drop=random_drop,
-            gap=(ranked_drop - random_mean).mean(0),
+            gap=gap,
             p_value=p_value,
-            wins=((ranked_drop - random_mean) > tol[:, None]).sum(0),
+            wins=wins,
             original=original,
             n_pairs=pair_index.shape[0],
             descending=descending,
             alternative=alternative,
             test=test,
             direction=direction,
+            tolerance=tol,
         )
+
+
+def _paired_statistics(ranked_drop: Tensor, random_drop: Tensor, tol: Tensor,
+                       alternative: Alternative, test: PairedTest, seed: int
+                       ) -> tuple[Tensor, Tensor, Tensor]:
+    """(gap, p_value, wins) per budget of ranked (B, K) against random (B, K, R) drops."""
+    random_mean = random_drop.mean(-1)
+    if test == "exchange":
+        p_value = exchange_test(ranked_drop, random_drop, tol, alternative,
+                                n_draws=N_NULL_DRAWS, seed=seed)
+    else:
+        p_value = wilcoxon_test(ranked_drop, random_mean, tol, alternative)
+    diff = ranked_drop - random_mean
+    return diff.mean(0), p_value, (diff > tol[:, None]).sum(0)

@@ -32,14 +32,29 @@ class Item:
 
 @dataclass
 class Skips:
-    """Counted, logged skips: a loader never drops an example silently."""
+    """Counted, logged skips: a loader never drops an example silently.
+
+    Each skip is counted by cause; the first of each cause is logged as a warning naming the
+    id and the file, the others at debug level (``logging.getLogger("fl_i2moe_layer.data")``
+    set to DEBUG lists every skipped file).
+
+    Attributes:
+        counts: cause -> number of skipped examples.
+        first: cause -> (id, file) of the first example skipped for it.
+    """
 
     counts: Counter = field(default_factory=Counter)
+    first: dict[str, tuple[str, str]] = field(default_factory=dict)
 
-    def add(self, reason: str, item_id: str) -> None:
+    def add(self, reason: str, item_id: str, path: str | os.PathLike[str] | None = None
+            ) -> None:
+        where = f" ({str(path)!r})" if path is not None else ""
         if not self.counts[reason]:
-            logger.warning("skipping %s (%s); further skips of this kind are only counted",
-                           item_id, reason)
+            self.first[reason] = (item_id, str(path) if path is not None else "")
+            logger.warning("skipping %s%s: %s; further skips of this kind are logged at debug "
+                           "level and counted", item_id, where, reason)
+        else:
+            logger.debug("skipping %s%s: %s", item_id, where, reason)
         self.counts[reason] += 1
 
     @property
@@ -70,7 +85,7 @@ def item_json(path: Path, skips: Skips, item_id: str) -> Any | None:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError, OSError):
-        skips.add(f"unreadable {path.parent.name}/*.json", item_id)
+        skips.add(f"unreadable {path.parent.name}/*.json", item_id, path)
         return None
 
 
@@ -90,6 +105,19 @@ def safe_child(root: Path, sub: str, item_id: str, suffix: str) -> Path:
     if not path.is_relative_to(root.resolve()):
         raise ValueError(f"id {item_id!r} escapes the data folder {str(root)!r}.")
     return path
+
+
+def child_or_skip(root: Path, sub: str, item_id: str, suffix: str, skips: Skips
+                  ) -> Path | None:
+    """:func:`safe_child`, or None after counting a skip: an id that is not a plain file name
+    (``..``, ``/``) or a file that resolves outside ``root`` (a symlink pointing elsewhere)
+    costs that example only, never the split."""
+    try:
+        return safe_child(root, sub, item_id, suffix)
+    except ValueError:
+        skips.add("bad id or link outside the data folder", item_id,
+                  root / sub / f"{item_id}{suffix}")
+        return None
 
 
 def readable_image(path: Path) -> bool:

@@ -20,11 +20,11 @@ import numpy as np
 from fl_i2moe_layer.data.common import (
     Item,
     Skips,
+    child_or_skip,
     item_json,
     readable_image,
     require_dir,
     require_file,
-    safe_child,
 )
 
 HINT = ("Download design_topics.csv, screenshots/ and wireframes/ (optionally hierarchies/) "
@@ -80,15 +80,19 @@ def load_enrico(data_dir: str | os.PathLike[str], split: str = "train", *, seed:
     items = []
     for i in order[bounds[0] : bounds[1]].tolist():
         screen, label = rows[i]
-        shot = safe_child(root, "screenshots", screen, ".jpg")
-        wire = safe_child(root, "wireframes", screen, ".png")
+        shot = child_or_skip(root, "screenshots", screen, ".jpg", skips)
+        wire = child_or_skip(root, "wireframes", screen, ".png", skips)
+        if shot is None or wire is None:
+            continue
         if not (shot.is_file() and wire.is_file()) or (
                 check_images and not (readable_image(shot) and readable_image(wire))):
-            skips.add("missing or unreadable screenshot / wireframe", screen)
+            skips.add("missing or unreadable screenshot / wireframe", screen, shot)
             continue
         texts = {}
         if hierarchy:
-            h = safe_child(root, "hierarchies", screen, ".json")
+            h = child_or_skip(root, "hierarchies", screen, ".json", skips)
+            if h is None:
+                continue
             found = item_json(h, skips, screen) if h.is_file() else {}
             if found is None:
                 continue

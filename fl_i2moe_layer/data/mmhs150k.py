@@ -17,12 +17,12 @@ from fl_i2moe_layer.data.common import (
     Item,
     Skips,
     check_disjoint,
+    child_or_skip,
     item_json,
     read_json,
     readable_image,
     require_dir,
     require_file,
-    safe_child,
 )
 
 HINT = ("Download MMHS150K.zip from https://gombru.github.io/2019/10/09/MMHS/ and unpack it so "
@@ -39,6 +39,21 @@ def _target(votes: list[int], target: str) -> int | list[int] | None:
         value, count = Counter(votes).most_common(1)[0]
         return value if count >= 2 else None
     return [int(k in votes) for k in range(1, len(CLASSES))]  # union of hate types
+
+
+def _votes(raw: object) -> list[int] | None:
+    """The 3 annotator votes as ints in 0..5, or None when ``raw`` is anything else."""
+    if not isinstance(raw, list) or len(raw) != 3:
+        return None
+    votes = []
+    for v in raw:
+        if isinstance(v, bool) or not isinstance(v, (int, str)):
+            return None
+        try:
+            votes.append(int(v))
+        except ValueError:
+            return None
+    return votes if all(0 <= v < len(CLASSES) for v in votes) else None
 
 
 def load_mmhs150k(data_dir: str | os.PathLike[str], split: str = "train", *,
@@ -79,24 +94,30 @@ def load_mmhs150k(data_dir: str | os.PathLike[str], split: str = "train", *,
         if entry is None:
             skips.add("id missing from MMHS150K_GT.json", tweet_id)
             continue
-        votes = [int(v) for v in entry.get("labels", [])]
-        if len(votes) != 3 or any(v < 0 or v >= len(CLASSES) for v in votes):
-            skips.add("unknown label votes", tweet_id)
+        votes = _votes(entry.get("labels") if isinstance(entry, dict) else None)
+        if votes is None:
+            skips.add("bad label (need 3 votes in 0..5)", tweet_id)
             continue
         label = _target(votes, target)
         if label is None:
             skips.add("no majority vote", tweet_id)
             continue
-        image = safe_child(root, "img_resized", tweet_id, ".jpg")
+        image = child_or_skip(root, "img_resized", tweet_id, ".jpg", skips)
+        if image is None:
+            continue
         if not image.is_file() or (check_images and not readable_image(image)):
-            skips.add("missing or unreadable image", tweet_id)
+            skips.add("missing or unreadable image", tweet_id, image)
             continue
         text = ""
         if ocr:
-            ocr_path = safe_child(root, "img_txt", tweet_id, ".json")
+            ocr_path = child_or_skip(root, "img_txt", tweet_id, ".json", skips)
+            if ocr_path is None:
+                continue
             if ocr_path.is_file():
                 found = item_json(ocr_path, skips, tweet_id)
                 if not isinstance(found, dict):
+                    if found is not None:
+                        skips.add("OCR json is not an object", tweet_id, ocr_path)
                     continue
                 text = str(found.get("img_text", ""))
         items.append(Item(tweet_id, {"tweet": str(entry.get("tweet_text", "")), "ocr": text},

@@ -20,13 +20,13 @@ from fl_i2moe_layer.data.common import (
     Item,
     Skips,
     check_disjoint,
+    child_or_skip,
     item_json,
     logger,
     read_json,
     readable_image,
     require_dir,
     require_file,
-    safe_child,
 )
 
 HINT = ("Download mmimdb.tar.gz from http://lisi1.unal.edu.co/mmimdb/ and unpack it so that "
@@ -77,17 +77,24 @@ def load_mmimdb(data_dir: str | os.PathLike[str], split: str = "train", *,
     warned: set[str] = set()
     items = []
     for movie in splits[split]:
-        meta_path = safe_child(root, "dataset", movie, ".json")
+        meta_path = child_or_skip(root, "dataset", movie, ".json", skips)
+        if meta_path is None:
+            continue
         if not meta_path.is_file():
-            skips.add("missing metadata json", movie)
+            skips.add("missing metadata json", movie, meta_path)
             continue
         meta = item_json(meta_path, skips, movie)
         if not isinstance(meta, dict):
             if meta is not None:
-                skips.add("metadata json is not an object", movie)
+                skips.add("metadata json is not an object", movie, meta_path)
             continue
-        plots = [p for p in meta.get("plot") or [] if isinstance(p, str) and p.strip()]
-        genres = meta.get("genres") or []
+        raw_plots, genres = meta.get("plot") or [], meta.get("genres") or []
+        raw_plots = [raw_plots] if isinstance(raw_plots, str) else raw_plots
+        if not isinstance(raw_plots, list) or not isinstance(genres, list) \
+                or not all(isinstance(g, str) for g in genres):
+            skips.add("bad label (genres must be a list of names) or plot", movie, meta_path)
+            continue
+        plots = [p for p in raw_plots if isinstance(p, str) and p.strip()]
         unknown = {g for g in genres if g.lower() not in _INDEX} - warned
         if unknown:
             logger.warning("MM-IMDb: ignoring genres outside the 23: %s", sorted(unknown))
@@ -97,15 +104,17 @@ def load_mmimdb(data_dir: str | os.PathLike[str], split: str = "train", *,
             if g.lower() in _INDEX:
                 label[_INDEX[g.lower()]] = 1
         if not plots:
-            skips.add("no plot", movie)
+            skips.add("no plot", movie, meta_path)
             continue
         if not any(label):
-            skips.add("no genre among the 23", movie)
+            skips.add("no genre among the 23", movie, meta_path)
             continue
-        poster = next((p for p in (safe_child(root, "dataset", movie, s)
-                                   for s in (".jpeg", ".jpg")) if p.is_file()), None)
+        candidates = [child_or_skip(root, "dataset", movie, s, skips) for s in (".jpeg", ".jpg")]
+        if any(c is None for c in candidates):
+            continue
+        poster = next((c for c in candidates if c is not None and c.is_file()), None)
         if poster is None or (check_images and not readable_image(poster)):
-            skips.add("missing or unreadable poster", movie)
+            skips.add("missing or unreadable poster", movie, poster or candidates[0])
             continue
         items.append(Item(movie, {"plot": _plot(plots, plot)}, {"poster": poster}, label))
     return items

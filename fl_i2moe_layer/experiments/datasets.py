@@ -6,7 +6,10 @@ same :class:`Split` (backbone features, example ids, readable token labels and, 
 data, the ground truth), so that training, evaluation and explanation take one path.
 
 Real items are encoded once by the frozen encoders (all-MiniLM-L6-v2 for text,
-EfficientNet-Lite0 for images) through a :class:`~fl_i2moe_layer.encoders.FeatureCache`.
+EfficientNet-Lite0 for images) into a :class:`~fl_i2moe_layer.encoders.FeatureStore`: keyed
+per item (image file path, size and mtime; text content), encoded in chunks (only one chunk's
+images decoded at a time) and read back lazily, so memory does not grow with the split and a
+split killed while encoding resumes with the chunks already written.
 Planted data is built (and cached) by :func:`~fl_i2moe_layer.data.planted.load_planted`.
 """
 
@@ -23,7 +26,10 @@ from torch import Tensor
 from fl_i2moe_layer.data.common import Item, Skips, load_image, logger
 from fl_i2moe_layer.data.planted import PlantedData, default_cache_dir, load_planted
 from fl_i2moe_layer.experiments.config import RunConfig
-from fl_i2moe_layer.training.data import FusionDataset
+from fl_i2moe_layer.training.data import SplitData, StreamedFusionDataset
+
+#: Items per feature-store chunk (the memory of encoding grows with it, not with the split).
+CHUNK_SIZE = 256
 
 TEXT_ENCODER = "all-MiniLM-L6-v2"
 IMAGE_ENCODER = "efficientnet-lite0"
@@ -85,6 +91,17 @@ DATASETS: dict[str, DatasetEntry] = {
 }
 
 
+def class_names(dataset: str) -> list[str]:
+    """Readable names of the dataset's label values (binary tasks: the two outcomes)."""
+    from fl_i2moe_layer.data.enrico import TOPICS
+    from fl_i2moe_layer.data.mmimdb import GENRES
+
+    names = {"planted": ["negative", "positive"], "mmimdb": list(GENRES),
+             "enrico": list(TOPICS), "mmhs150k": ["not hateful", "hateful"]}
+    dataset_entry(dataset)
+    return names[dataset]
+
+
 def dataset_entry(name: str) -> DatasetEntry:
     if name not in DATASETS:
         raise ValueError(f"dataset must be one of {tuple(DATASETS)}, got {name!r}.")
@@ -115,14 +132,15 @@ class Split:
     """One encoded split.
 
     Attributes:
-        data: backbone features, padding masks and labels.
+        data: backbone features, padding masks and labels (planted: in memory; real
+            datasets: read from the feature store on demand).
         ids: one id per example (the dataset's ids; planted: the index in the dataset).
         token_labels: ``token_labels(example, modality)`` gives readable labels of that
             modality's tokens (word pieces, or patch ``row,col``).
         planted: the ground truth of planted data, else None.
     """
 
-    data: FusionDataset
+    data: SplitData
     ids: list[str]
     token_labels: Callable[[int, int], list[str]]
     planted: PlantedData | None = None
@@ -136,8 +154,7 @@ class Split:
             if not 0 <= i < len(self):
                 raise IndexError(f"index {i} is outside the split ({len(self)} examples).")
         idx = torch.as_tensor(index, dtype=torch.long)
-        data = FusionDataset([x[idx] for x in self.data.inputs],
-                             [m[idx] for m in self.data.masks], self.data.labels[idx])
+        data = self.data.select(idx)
         planted = self.planted.subset(idx) if self.planted is not None else None
         return Split(data, [self.ids[i] for i in index],
                      lambda b, m: self.token_labels(index[b], m), planted)
@@ -221,7 +238,7 @@ def _real_split(config: RunConfig, split: str, data_dir: str | os.PathLike[str],
 
     def labels(example: int, modality: int) -> list[str]:
         return token_labels(config, items[example], encoders, modality,
-                            int(data.inputs[modality].shape[1]))
+                            data.lengths[modality])
 
     return Split(data, [it.id for it in items], labels)
 
@@ -282,26 +299,41 @@ def item_labels(items: list[Item], task: str) -> Tensor:
 
 def encode_items(items: list[Item], config: RunConfig, encoders: Encoders, *,
                  cache_dir: str | os.PathLike[str] | None = None,
-                 show_progress: bool = False) -> FusionDataset:
-    """Backbone features of every modality (through the feature cache) and the labels."""
-    from fl_i2moe_layer.encoders import FeatureCache
+                 show_progress: bool = False,
+                 chunk_size: int = CHUNK_SIZE) -> StreamedFusionDataset:
+    """Backbone features of every modality (through the streaming feature store under
+    ``<cache_dir>/store``) and the labels; the features stay on disk until read."""
+    from fl_i2moe_layer.encoders import FeatureStore, file_key, text_key
 
     if not items:
         raise ValueError(f"no usable {config.dataset} items in this split (see the skip "
                          "warnings).")
-    cache = FeatureCache(cache_dir if cache_dir is not None else default_cache_dir())
-    inputs, masks = [], []
+    root = cache_dir if cache_dir is not None else default_cache_dir()
+    store = FeatureStore(os.path.join(os.fspath(root), "store"))
+    columns, masks = [], []
     for name, kind in config.modalities:
         encoder = encoders.get(kind)
         if kind == "text":
-            data: Any = [item_text(it, name) for it in items]
+            texts = [item_text(it, name) for it in items]
+
+            def texts_at(idx: list[int], texts: list[str] = texts) -> list[str]:
+                return [texts[i] for i in idx]
+
+            got = store.encode(encoder, [text_key(t) for t in texts], texts_at,
+                               chunk_size=chunk_size, show_progress=show_progress)
         else:
-            data = torch.stack([load_image(it.images[name], size=config.image_size)
-                                for it in items])
-        feats = cache.load_or_encode(encoder, data, show_progress=show_progress)
-        inputs.append(feats.features)
-        masks.append(feats.mask)
-    return FusionDataset(inputs, masks, item_labels(items, config.task))
+            paths = [it.images[name] for it in items]
+            size = config.image_size
+
+            def load(idx: list[int], paths: list[Any] = paths, size: int = size) -> Tensor:
+                return torch.stack([load_image(paths[i], size=size) for i in idx])
+
+            got = store.encode(encoder, [file_key(p) for p in paths], load,
+                               preprocessing=f"rgb resize {size}x{size}",
+                               chunk_size=chunk_size, show_progress=show_progress)
+        columns.append(got.features)
+        masks.append(got.mask)
+    return StreamedFusionDataset(columns, masks, item_labels(items, config.task))
 
 
 def token_labels(config: RunConfig, item: Item, encoders: Encoders, modality: int,

@@ -8,12 +8,21 @@ import os
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from fl_i2moe_layer.experiments.datasets import Split
 from fl_i2moe_layer.experiments.evaluation import sampling_budget
 from fl_i2moe_layer.explain import ExpertExplainer
 from fl_i2moe_layer.model.projected import ProjectedFusion
+from fl_i2moe_layer.training import FusionDataset
 
 PAIR_METHODS = ("sii", "redundancy_gap")
+
+
+def in_memory(split: Split) -> FusionDataset:
+    """The split's data as an in-memory dataset (a subset of a streamed split is read)."""
+    data = split.data
+    return data if isinstance(data, FusionDataset) else data.select(torch.arange(len(data)))
 
 
 def explain_examples(model: ProjectedFusion, split: Split, indices: list[int],
@@ -32,11 +41,12 @@ def explain_examples(model: ProjectedFusion, split: Split, indices: list[int],
     import matplotlib.pyplot as plt
 
     sub = split.subset(indices)  # checks the indices first
+    data = in_memory(sub)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     report = ExpertExplainer(model).explain(  # target "pred": argmax, or the binary logit
-        sub.data.inputs, sub.data.masks, target="pred", methods=PAIR_METHODS,
-        components=("mixture",), n_samples=sampling_budget(sub.data, n_samples),
+        data.inputs, data.masks, target="pred", methods=PAIR_METHODS,
+        components=("mixture",), n_samples=sampling_budget(data, n_samples),
         faithfulness=False, seed=seed)
     summaries = []
     for b, i in enumerate(indices):
@@ -49,7 +59,7 @@ def explain_examples(model: ProjectedFusion, split: Split, indices: list[int],
             fig.savefig(path, dpi=90, bbox_inches="tight")
             plt.close(fig)
             files.append(str(path))
-        label = sub.data.labels[b]
+        label = data.labels[b]
         weights = report.weights[b].tolist()
         summaries.append({"index": i, "id": sub.ids[b],
                           "label": label.tolist() if label.dim() else label.item(),
@@ -63,33 +73,51 @@ def explain_examples(model: ProjectedFusion, split: Split, indices: list[int],
 def explain_split(model: ProjectedFusion, split: Split, out: str | os.PathLike[str], *,
                   components: tuple[str, ...] = ("mixture",), n_samples: int = 512,
                   seed: int = 0, batch_size: int = 8, shard_size: int = 64,
-                  limit: int | None = None) -> dict[str, Any]:
+                  limit: int | None = None, class_names: list[str] | None = None,
+                  masking: bool = True) -> dict[str, Any]:
     """SII of every example of ``split`` (explaining the predicted class) for each component
     (the mixture and/or experts), into one resumable result store per component under
     ``out/<component>``; under ``torchrun`` the shards are spread over the ranks
-    (:func:`captum_interactions.datasets.explain_dataset`). Rank 0 writes
-    ``out/summary.json`` and ``out/summary.md``: per component, the strongest token × patch
-    pairs over the split (mean ± standard error, count), and the mean routing weights.
+    (:func:`captum_interactions.datasets.explain_dataset`). Rank 0 then summarises the split
+    (:mod:`~fl_i2moe_layer.experiments.split_summary`): per component the strongest token ×
+    patch pairs (mean ± standard error, count), the per-expert routing statistics (mean,
+    spread, dominance, mean weight by label), and pair masking pooled over the split (with
+    ``masking``, when the mixture is explained), into ``summary.json``, ``summary.md``,
+    figures and ``report.html``.
+
+    Args:
+        class_names: label names for the routing-by-label table (default ``"0"``, ...).
+        masking: compute the pooled pair masking (about 45 forward rows per example).
+
+    Returns:
+        The summary (what ``summary.json`` holds): ``strongest_pairs`` (component -> rows),
+        ``routing`` (None without experts), ``pair_masking`` (or None), ``title``.
 
     Examples::
 
         >>> config, model = load_run("runs/planted")
-        >>> explain_split(model, load_split(config, "test"), "explained",
-        ...               components=("mixture", "synergy"))["mixture"][0]
+        >>> summary = explain_split(model, load_split(config, "test"), "explained",
+        ...                         components=("mixture", "synergy"))
+        >>> summary["strongest_pairs"]["mixture"][0]
         {'first': 'red', 'second': '3,4', 'mean': 0.41, 'stderr': 0.05, 'count': 12}
     """
-    import torch
-
     from captum_interactions import ShapleyInteractionIndex
     from captum_interactions.datasets import explain_dataset, rank_and_world
+    from fl_i2moe_layer.experiments.split_summary import (
+        masking_summary,
+        routing_statistics,
+        split_pair_masking,
+        write_summary,
+    )
 
     explainer = ExpertExplainer(model)
     names = explainer._components(components)
-    n_samples = sampling_budget(split.data, n_samples)
+    # the budget depends only on the token counts: one example tells
+    n_samples = sampling_budget(in_memory(split.subset([0])), n_samples)
     data: Any = split.data if limit is None else split.subset(
         list(range(min(limit, len(split))))).data
     device = next(model.parameters()).device
-    lengths = tuple(int(x.shape[1]) for x in data.inputs)
+    lengths = data.lengths
 
     def labels_of(index: int) -> list[str]:
         return [*split.token_labels(index, 0)[:lengths[0]],
@@ -110,27 +138,25 @@ def explain_split(model: ProjectedFusion, split: Split, out: str | os.PathLike[s
         return prepare
 
     out = Path(out)
-    summary: dict[str, Any] = {}
+    stores = {}
     model.eval()
     for name in names:
         sii = ShapleyInteractionIndex(explainer.layer.as_forward_func(name))
-        store = explain_dataset(sii, data, out / name, prepare=prepare_for(name),
-                                names=labels_of, batch_size=batch_size,
-                                shard_size=shard_size, device=device, removal="presence",
-                                n_samples=n_samples, seed=seed)
-        summary[name] = store.strongest_pairs(10)
+        stores[name] = explain_dataset(sii, data, out / name, prepare=prepare_for(name),
+                                       names=labels_of, batch_size=batch_size,
+                                       shard_size=shard_size, device=device,
+                                       removal="presence", n_samples=n_samples, seed=seed)
+    summary: dict[str, Any] = {
+        "title": f"{len(data)} examples explained (SII of the predicted class, {n_samples} "
+                 f"coalitions per example, seed {seed})",
+        "strongest_pairs": {name: store.strongest_pairs(10) for name, store in stores.items()},
+        "routing": None, "pair_masking": None}
     rank, _ = rank_and_world()
     if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        lines = [f"# Strongest pairs over {len(data)} examples (SII of the predicted class, "
-                 f"{n_samples} coalitions per example, seed {seed})", ""]
-        for name, rows in summary.items():
-            lines += [f"## {name}", "", "| first | second | mean SII | ± se | count |",
-                      "|---|---|---|---|---|"]
-            lines += [f"| {r['first']} | {r['second']} | {r['mean']:+.4f} | {r['stderr']:.4f} "
-                      f"| {r['count']} |" for r in rows]
-            lines.append("")
-        (out / "summary.md").write_text("\n".join(lines))
+        summary["routing"] = routing_statistics(model, data, data.labels,
+                                                class_names=class_names)
+        if masking and "mixture" in stores:
+            pooled = split_pair_masking(model, data, stores["mixture"], seed=seed)
+            summary["pair_masking"] = masking_summary(pooled) if pooled is not None else None
+        write_summary(out, summary)
     return summary
-

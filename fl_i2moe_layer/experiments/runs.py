@@ -20,12 +20,13 @@ from fl_i2moe_layer.experiments.config import RUN_FILE, ModelKind, RunConfig
 from fl_i2moe_layer.experiments.datasets import dataset_entry, load_splits
 from fl_i2moe_layer.model import DenseFusion, FLI2MoE
 from fl_i2moe_layer.model.projected import ProjectedFusion
-from fl_i2moe_layer.training import FusionDataset, Trainer
+from fl_i2moe_layer.training import Trainer
 from fl_i2moe_layer.training.checkpoints import (
     checkpoint_model_kind,
     checkpoint_state,
     load_checkpoint,
 )
+from fl_i2moe_layer.training.data import SplitData
 from fl_i2moe_layer.training.trainer import BEST, LAST
 
 #: RunConfig fields that a resumed run may change: they only decide when training stops
@@ -58,8 +59,8 @@ def build_model(config: RunConfig) -> ProjectedFusion:
     return ProjectedFusion(projections, fusion)
 
 
-def fit_model(model: nn.Module, config: RunConfig, train: FusionDataset,
-              val: FusionDataset | None, *, progress: bool = False,
+def fit_model(model: nn.Module, config: RunConfig, train: SplitData,
+              val: SplitData | None, *, progress: bool = False,
               checkpoint_dir: str | os.PathLike[str] | None = None,
               resume: bool = False) -> dict[str, float]:
     """Fit with the run's training options (every one of them: lr, batch size, epochs,
@@ -141,7 +142,7 @@ def check_run_folder(out: str | os.PathLike[str], resume: bool) -> None:
             f"{', '.join(present)}); train into another folder.")
 
 
-def fit_run(config: RunConfig, train: FusionDataset, val: FusionDataset | None,
+def fit_run(config: RunConfig, train: SplitData, val: SplitData | None,
             out: str | os.PathLike[str], *, progress: bool = True,
             resume: bool = False) -> ProjectedFusion:
     """Build the run's model, fit it, and write ``best.safetensors`` and ``run.json`` (with
@@ -152,7 +153,7 @@ def fit_run(config: RunConfig, train: FusionDataset, val: FusionDataset | None,
     ``out/last.safetensors`` if it exists, bit-identically to an uninterrupted run at the same
     number of intra-op threads; ``config`` must match the interrupted run's except for
     ``epochs`` and ``patience`` (:func:`check_resume`)."""
-    config.feature_dims = [int(x.shape[-1]) for x in train.inputs]
+    config.feature_dims = train.feature_dims
     if resume:
         check_resume(config, out)
     model = build_model(config)

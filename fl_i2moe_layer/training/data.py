@@ -1,8 +1,11 @@
-"""In-memory datasets of token sequences, masks and labels, in the layout the Trainer expects."""
+"""Datasets of token sequences, masks and labels, in the layout the Trainer expects: in memory
+(:class:`FusionDataset`) or read from a feature store on demand
+(:class:`StreamedFusionDataset`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 import torch
 from torch import Tensor
@@ -56,3 +59,93 @@ class FusionDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[list[Tensor], list[Tensor], Tensor]:
         return ([x[index] for x in self.inputs], [m[index] for m in self.masks],
                 self.labels[index])
+
+    @property
+    def lengths(self) -> tuple[int, ...]:
+        """Tokens per modality (T_1, ..., T_M)."""
+        return tuple(int(x.shape[1]) for x in self.inputs)
+
+    @property
+    def feature_dims(self) -> list[int]:
+        """Feature width per modality."""
+        return [int(x.shape[-1]) for x in self.inputs]
+
+    def select(self, index: Tensor) -> FusionDataset:
+        """The examples ``index`` (a LongTensor of positions), in that order."""
+        return FusionDataset([x[index] for x in self.inputs], [m[index] for m in self.masks],
+                             self.labels[index])
+
+
+class Rows(Protocol):
+    """What :class:`StreamedFusionDataset` needs of a feature column: an (N, T, D) shape and
+    row indexing (a :class:`~fl_i2moe_layer.encoders.stream.FeatureRows`, or a tensor)."""
+
+    @property
+    def shape(self) -> torch.Size: ...
+
+    def __getitem__(self, index: Tensor) -> Tensor: ...
+
+
+class StreamedFusionDataset(Dataset):
+    """Like :class:`FusionDataset`, but the token features stay on disk: each modality is a
+    lazy (N, T_m, D_m) column (:class:`~fl_i2moe_layer.encoders.stream.FeatureRows`) and an
+    item reads only its own rows, so memory does not grow with the split. Masks and labels
+    (small) are in memory.
+
+    Examples::
+
+        >>> text = store.encode(text_encoder, keys, load=texts_of)
+        >>> data = StreamedFusionDataset([text.features, image.features],
+        ...                              [text.mask, image.mask], labels)
+        >>> trainer.fit(data)            # a DataLoader reads each batch's rows
+    """
+
+    def __init__(self, inputs: Sequence[Rows], masks: Sequence[Tensor], labels: Tensor) -> None:
+        if not inputs or len(masks) != len(inputs):
+            raise ValueError(f"inputs ({len(inputs)} columns) and masks ({len(masks)}) must be "
+                             "non-empty lists of the same length, one per modality.")
+        if not isinstance(labels, Tensor):
+            raise TypeError(f"labels must be a tensor, got {type(labels).__name__}.")
+        n = labels.shape[0]
+        for i, (x, m) in enumerate(zip(inputs, masks, strict=True)):
+            if len(x.shape) != 3 or x.shape[0] != n or tuple(m.shape) != tuple(x.shape[:2]):
+                raise ValueError(f"inputs[{i}] has shape {tuple(x.shape)} and masks[{i}] "
+                                 f"{tuple(m.shape)}; expected ({n}, T, D) and ({n}, T).")
+        self.columns = list(inputs)
+        self.masks = [m.bool() for m in masks]
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return self.labels.shape[0]
+
+    def __getitem__(self, index: int) -> tuple[list[Tensor], list[Tensor], Tensor]:
+        at = torch.tensor([index])
+        return ([x[at][0] for x in self.columns], [m[index] for m in self.masks],
+                self.labels[index])
+
+    def __getitems__(self, indices: list[int]) -> list[tuple[list[Tensor], list[Tensor], Tensor]]:
+        """A DataLoader batch: each column's rows are read with one gather per chunk."""
+        at = torch.as_tensor(indices, dtype=torch.long)
+        columns = [x[at] for x in self.columns]
+        return [([c[k] for c in columns], [m[i] for m in self.masks], self.labels[i])
+                for k, i in enumerate(indices)]
+
+    @property
+    def lengths(self) -> tuple[int, ...]:
+        """Tokens per modality (T_1, ..., T_M)."""
+        return tuple(int(x.shape[1]) for x in self.columns)
+
+    @property
+    def feature_dims(self) -> list[int]:
+        """Feature width per modality."""
+        return [int(x.shape[-1]) for x in self.columns]
+
+    def select(self, index: Tensor) -> FusionDataset:
+        """The examples ``index`` (a LongTensor of positions) read into memory, in that
+        order."""
+        return FusionDataset([x[index] for x in self.columns], [m[index] for m in self.masks],
+                             self.labels[index])
+
+
+#: Either kind of dataset (what a :class:`~fl_i2moe_layer.experiments.Split` holds).
+SplitData = FusionDataset | StreamedFusionDataset
