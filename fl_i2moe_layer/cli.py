@@ -285,6 +285,10 @@ def _explain(args: argparse.Namespace, config: Any, model: Any, split: Any) -> i
                                 n_samples=args.n_samples, seed=args.seed,
                                 batch_size=args.batch_size, shard_size=args.shard_size,
                                 class_names=class_names(config.dataset))
+        from captum_interactions.datasets import rank_and_world
+
+        if rank_and_world()[0] != 0:  # under torchrun, rank 0 reports
+            return 0
         for name, rows in summary["strongest_pairs"].items():
             best = rows[0] if rows else None
             print(f"{name}: strongest pair over the split "

@@ -58,6 +58,25 @@ def test_store_holds_what_explain_gives_and_summaries(tmp_path: Path) -> None:
         (direct.player_names[0][int(k) // 7], direct.player_names[0][int(k) % 7]) for k in best]
     assert top[0]["mean"] == pytest.approx(float(flat.flatten()[best[0]]))
     assert top[0]["count"] == 20 and top[0]["stderr"] > 0
+    # Within groups of examples (e.g. by label; example 0 in both, 19 in none): the same
+    # means computed over each group's examples only.
+    membership = torch.zeros(20, 2, dtype=torch.bool)
+    membership[:10, 0], membership[5:19, 1] = True, True
+    by_group = store.strongest_pairs_by(membership, 2)
+    for g in range(2):
+        rows = direct.values.double()[membership[:, g]]
+        mean = torch.triu(rows.mean(0), 1).flatten()
+        best = torch.argsort(mean, descending=True)[:2]
+        assert [(r["first"], r["second"]) for r in by_group[g]] == [
+            (direct.player_names[0][int(k) // 7], direct.player_names[0][int(k) % 7])
+            for k in best]
+        assert by_group[g][0]["mean"] == pytest.approx(float(mean[best[0]]))
+        assert by_group[g][0]["count"] == int(membership[:, g].sum())
+        sd = rows.flatten(1)[:, best[0]].std()
+        assert by_group[g][0]["stderr"] == pytest.approx(float(sd) / rows.shape[0] ** 0.5)
+    assert store.strongest_pairs_by(None, 3)[0] == top
+    with pytest.raises(ValueError, match=r"membership must be an \(N, G\) bool tensor"):
+        store.strongest_pairs_by(membership[:5])
 
 
 def test_a_crash_loses_only_the_shard_in_progress(tmp_path: Path) -> None:

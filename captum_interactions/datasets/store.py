@@ -179,11 +179,49 @@ class ResultStore:
         Args:
             k: how many groups.
             order: ``"largest"``, ``"smallest"`` or ``"magnitude"`` (of the mean).
+
+        Examples::
+
+            >>> store.strongest_pairs(3)
+            [{'first': 'red', 'second': 'patch 3,4', 'mean': 0.41, 'stderr': 0.05,
+              'count': 12}, ...]
+        """
+        return self.strongest_pairs_by(None, k, order=order)[0]
+
+    def strongest_pairs_by(self, membership: Tensor | None, k: int = 5, *,
+                           order: PairOrder = "largest") -> list[list[dict[str, Any]]]:
+        """:meth:`strongest_pairs` within groups of examples, in one pass over the shards.
+
+        Args:
+            membership: (N, G) bool, example n (dataset index) belongs to group g (e.g. the
+                one-hot or multi-hot labels: "strongest pairs of the examples labelled
+                Comedy"); an example may be in several groups or none. None: one group of
+                every example.
+            k: pairs per group.
+            order: as in :meth:`strongest_pairs`.
+
+        Returns:
+            One list of at most ``k`` pairs per group.
+
+        Examples::
+
+            >>> by_label = store.strongest_pairs_by(torch.nn.functional.one_hot(labels) > 0)
         """
         k = check_positive_int("k", k)
         order = check_choice("order", order, PairOrder)
+        n_groups = 1
+        if membership is not None:
+            given: object = membership
+            size = self.settings.get("dataset_size")
+            if not isinstance(given, Tensor) or given.dim() != 2 \
+                    or given.shape[0] != (size if size is not None else given.shape[0]):
+                shown = tuple(given.shape) if isinstance(given, Tensor) else repr(given)
+                raise ValueError(f"membership must be an (N, G) bool tensor with N = {size} "
+                                 f"(the dataset size), got {shown}.")
+            membership = membership.bool().cpu()
+            n_groups = membership.shape[1]
         vocabulary: dict[str, int] = {}
-        keys, values = [], []
+        groups_of, keys, values = [], [], []
         for part in self.shards():
             for row in range(part.index.shape[0]):
                 n = int(part.n_players[row])
@@ -191,22 +229,31 @@ class ResultStore:
                                     for name in part.player_names[row][:n]], dtype=torch.long)
                 upper = torch.triu(part.values[row, :n, :n].double(), 1)
                 i, j = torch.nonzero(upper, as_tuple=True)
-                keys.append(ids[i] * (1 << 31) + ids[j])
-                values.append(upper[i, j])
-        if not keys:
-            return []
-        groups, inverse = torch.unique(torch.cat(keys), return_inverse=True)
+                member = (torch.zeros(1, dtype=torch.long) if membership is None else
+                          torch.nonzero(membership[int(part.index[row])], as_tuple=True)[0])
+                key = ids[i] * (1 << 31) + ids[j]
+                groups_of.append(member.repeat_interleave(key.shape[0]))
+                keys.append(key.repeat(member.shape[0]))
+                values.append(upper[i, j].repeat(member.shape[0]))
+        if not keys or not sum(k_.shape[0] for k_ in keys):
+            return [[] for _ in range(n_groups)]
+        pairs = torch.stack([torch.cat(groups_of), torch.cat(keys)], 1)
+        found, inverse = torch.unique(pairs, dim=0, return_inverse=True)
         data = torch.cat(values)
-        count = torch.zeros(groups.shape[0], dtype=torch.float64).index_add_(
+        count = torch.zeros(found.shape[0], dtype=torch.float64).index_add_(
             0, inverse, torch.ones_like(data))
         mean = torch.zeros_like(count).index_add_(0, inverse, data) / count
         square = torch.zeros_like(count).index_add_(0, inverse, data * data) / count
         var = (square - mean * mean).clamp_min(0) * count / (count - 1).clamp_min(1)
         se = torch.where(count > 1, (var / count).sqrt(), torch.zeros_like(var))
-        key = {"largest": mean, "smallest": -mean, "magnitude": mean.abs()}[order]
-        top = torch.argsort(key, descending=True, stable=True)[:k].tolist()
+        score = {"largest": mean, "smallest": -mean, "magnitude": mean.abs()}[order]
         names = list(vocabulary)
-        return [{"first": names[int(groups[g]) >> 31],
-                 "second": names[int(groups[g]) & ((1 << 31) - 1)],
-                 "mean": float(mean[g]), "stderr": float(se[g]), "count": int(count[g])}
-                for g in top]
+        out: list[list[dict[str, Any]]] = []
+        for g in range(n_groups):  # a loop over groups (labels), each one vectorised
+            rows = torch.nonzero(found[:, 0] == g, as_tuple=True)[0]
+            top = rows[torch.argsort(score[rows], descending=True, stable=True)[:k]].tolist()
+            out.append([{"first": names[int(found[t, 1]) >> 31],
+                         "second": names[int(found[t, 1]) & ((1 << 31) - 1)],
+                         "mean": float(mean[t]), "stderr": float(se[t]),
+                         "count": int(count[t])} for t in top])
+        return out

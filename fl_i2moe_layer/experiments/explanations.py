@@ -80,7 +80,8 @@ def explain_split(model: ProjectedFusion, split: Split, out: str | os.PathLike[s
     ``out/<component>``; under ``torchrun`` the shards are spread over the ranks
     (:func:`captum_interactions.datasets.explain_dataset`). Rank 0 then summarises the split
     (:mod:`~fl_i2moe_layer.experiments.split_summary`): per component the strongest token ×
-    patch pairs (mean ± standard error, count), the per-expert routing statistics (mean,
+    patch pairs (mean ± standard error, count), those of the first component within each
+    label, the per-expert routing statistics (mean,
     spread, dominance, mean weight by label), and pair masking pooled over the split (with
     ``masking``, when the mixture is explained), into ``summary.json``, ``summary.md``,
     figures and ``report.html``.
@@ -107,6 +108,7 @@ def explain_split(model: ProjectedFusion, split: Split, out: str | os.PathLike[s
         masking_summary,
         routing_statistics,
         split_pair_masking,
+        strongest_by_label,
         write_summary,
     )
 
@@ -150,9 +152,11 @@ def explain_split(model: ProjectedFusion, split: Split, out: str | os.PathLike[s
         "title": f"{len(data)} examples explained (SII of the predicted class, {n_samples} "
                  f"coalitions per example, seed {seed})",
         "strongest_pairs": {name: store.strongest_pairs(10) for name, store in stores.items()},
-        "routing": None, "pair_masking": None}
+        "strongest_by_label": {}, "routing": None, "pair_masking": None}
     rank, _ = rank_and_world()
     if rank == 0:
+        summary["strongest_by_label"] = strongest_by_label(
+            stores[names[0]], data.labels, class_names=class_names)
         summary["routing"] = routing_statistics(model, data, data.labels,
                                                 class_names=class_names)
         if masking and "mixture" in stores:

@@ -4,7 +4,8 @@ For a split explained by :func:`~fl_i2moe_layer.experiments.explanations.explain
 (one store per component under ``out/<component>``), this module computes:
 
 * **strongest pairs** per component: the token × patch name pairs whose SII, averaged over
-  the examples where they occur, is largest (mean, standard error of that mean, count);
+  the examples where they occur, is largest (mean, standard error of that mean, count), and
+  the same within the examples of each label;
 * **per-expert statistics** (FL-I2MoE): the routing weights w_e(x) over the split, their mean
   and spread, how many examples each expert dominates (argmax_e w_e), and the mean weight per
   label, ``mean_{x: y_c(x)=1} w_e(x)`` for every class c (a one-hot of the label for
@@ -69,6 +70,18 @@ def routing_statistics(model: ProjectedFusion, data: SplitData, labels: Tensor, 
         "by_label": {names[c]: {"count": int(counts[c]), "mean": by_class[c].tolist()}
                      for c in range(onehot.shape[1]) if counts[c] > 0},
     }
+
+
+def strongest_by_label(store: ResultStore, labels: Tensor, *,
+                       class_names: list[str] | None = None, k: int = 5
+                       ) -> dict[str, list[dict[str, Any]]]:
+    """The ``k`` strongest pairs (by name) among the examples of each label, in one pass over
+    the store (:meth:`ResultStore.strongest_pairs_by`); labels without examples are left
+    out."""
+    onehot = _label_matrix(labels) > 0
+    names = class_names or [str(c) for c in range(onehot.shape[1])]
+    groups = store.strongest_pairs_by(onehot, k)
+    return {names[c]: rows for c, rows in enumerate(groups) if rows}
 
 
 def _label_matrix(labels: Tensor) -> Tensor:
@@ -194,6 +207,16 @@ def write_summary(out: str | os.PathLike[str], summary: dict[str, Any]) -> Path:
                            [[r["first"], r["second"], f"{r['mean']:+.4f}",
                              f"{r['stderr']:.4f}", str(r["count"])] for r in rows]))
         page.append(_img(figures.get(f"strongest_{name}")))
+    by_label = summary.get("strongest_by_label") or {}
+    if by_label:
+        md += ["## Strongest pairs by label", "", "| label | first | second | mean SII | ± se "
+               "| count |", "|---|---|---|---|---|---|"]
+        rows = [[label, r["first"], r["second"], f"{r['mean']:+.4f}", f"{r['stderr']:.4f}",
+                 str(r["count"])] for label, group in by_label.items() for r in group]
+        md += ["| " + " | ".join(r) + " |" for r in rows]
+        md.append("")
+        page += ["<h2>Strongest pairs by label</h2>",
+                 _table(["label", "first", "second", "mean SII", "± s.e.", "count"], rows)]
     routing = summary.get("routing")
     if routing:
         experts = routing["experts"]
