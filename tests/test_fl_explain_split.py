@@ -57,3 +57,16 @@ def test_explain_all_writes_stores_equal_to_the_explainer(tmp_path, capsys) -> N
     names = first.player_names[0]
     assert names[: len(sub.token_labels(0, 0))] == sub.token_labels(0, 0)
     assert summary["strongest_pairs"]["mixture"][0]["count"] >= 1
+    # Dataset-level summaries: routing by label over every example (binary: two labels),
+    # pair masking pooled over every example, strongest pairs per label; all in the report.
+    by_label = summary["routing"]["by_label"]
+    assert set(by_label) <= {"not hateful", "hateful"}
+    assert sum(v["count"] for v in by_label.values()) == len(split)
+    assert summary["pair_masking"]["examples"] == len(split)
+    assert summary["pair_masking"]["budgets"] == [1, 2, 4, 8]
+    assert set(summary["strongest_by_label"]) == set(by_label)
+    page = (out / "report.html").read_text()
+    for heading in ("Pair masking over the split", "Routing (per-expert statistics)",
+                    "Strongest pairs by label", "mixture: strongest pairs"):
+        assert heading in page
+    assert (out / "pair_masking.png").is_file() and (out / "routing_by_label.png").is_file()
