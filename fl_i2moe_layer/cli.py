@@ -53,6 +53,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _dropout(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
 POSITIVE, INDEX = _count(1), _count(0)
 
 
@@ -145,6 +155,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="fusion width (default: 32 planted, 64 real datasets)")
     t.add_argument("--num-layers", type=POSITIVE, default=None,
                    help="Transformer layers per expert (default: 1)")
+    t.add_argument("--objective", choices=("specialised", "i2moe"), default=None,
+                   help="FL-I2MoE's objective: experts that specialise by cue case, or the "
+                        "I2MoE paper's (default: specialised)")
+    t.add_argument("--dropout", type=_dropout, default=None,
+                   help="dropout inside the experts (default: 0.1)")
     t.add_argument("--max-length", type=POSITIVE, default=None,
                    help="real datasets: text tokens (default: 64)")
     t.add_argument("--lr", type=_positive_float, default=None,
@@ -237,7 +252,8 @@ def _train(args: argparse.Namespace) -> int:
     folder = _data_dir(args.dataset, args.data_dir)
     config = new_config(args.dataset, model=args.model, n=args.n, split_limit=args.split_limit,
                         epochs=args.epochs, seed=args.seed, hidden_dim=args.hidden_dim,
-                        num_layers=args.num_layers, max_length=args.max_length, lr=args.lr,
+                        num_layers=args.num_layers, objective=args.objective,
+                        dropout=args.dropout, max_length=args.max_length, lr=args.lr,
                         batch_size=args.batch_size, patience=args.patience)
     out = args.out or f"runs/{args.dataset}"
     _require_folder("--out", out)

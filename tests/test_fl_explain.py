@@ -55,16 +55,24 @@ def test_every_component_has_every_map(report_and_inputs):
 
 
 def test_integrated_gradients_complete_each_component(report_and_inputs):
-    """IG's completeness: the attributions sum to f(x) - f(0) for that component. (The mixture
-    keeps a ~1e-3 residual: its routing L2-normalises modality means, a direction that is
-    constant along the path αx but undefined, hence 0, at the zero baseline itself.)"""
+    """IG's completeness: the attributions sum to f(x) - f(x') for that component, where x'
+    is the limit of the path at the zero baseline. An expert is continuous there, so
+    f(x') = f(0). The mixture's router summarises each modality scale-free (normalised
+    summaries), so its weights stay w(x) along the path αx and jump only at α = 0 itself:
+    the path integral ends at Σ_e w_e(x) · logit_e(0), not at the mixture's f(0)."""
     layer, xs, masks, report = report_and_inputs
     layer.eval()
     zeros = [torch.zeros_like(x) for x in xs]
     for name in ("mixture", "synergy"):
         f = layer.as_forward_func(name)
         with torch.no_grad():
-            delta = (f(*xs, *masks) - f(*zeros, *masks)).gather(1, report.target[:, None])[:, 0]
+            if name == "mixture":
+                weights = layer(list(xs), list(masks)).weights
+                at_zero = layer(zeros, list(masks)).expert_logits
+                start = torch.einsum("be,bec->bc", weights, at_zero)
+            else:
+                start = f(*zeros, *masks)
+            delta = (f(*xs, *masks) - start).gather(1, report.target[:, None])[:, 0]
         total = sum(s.sum(1) for s in report[name].integrated_gradients)
         torch.testing.assert_close(total, delta, atol=0.01 * delta.abs().max() + 2e-3, rtol=0)
 

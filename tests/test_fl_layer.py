@@ -38,19 +38,23 @@ def test_training_forward_carries_variants():
     assert out.variant_latents is not None and out.variant_latents.shape == (3, 4, 2, 2 * H)
 
 
-@pytest.mark.parametrize("replacement", ["noise", "mean", "zero"])
+@pytest.mark.parametrize(("objective", "replacement"), [
+    ("i2moe", "noise"), ("i2moe", "mean"), ("i2moe", "zero"), ("specialised", "noise")])
 @pytest.mark.parametrize("num_modalities", [2, 3])
-def test_vectorised_matches_sequential_reference(replacement, num_modalities):
-    layer = tiny_layer(num_modalities, replacement=replacement).train()
+def test_vectorised_matches_sequential_reference(objective, replacement, num_modalities):
+    layer = tiny_layer(num_modalities, replacement=replacement, objective=objective,
+                       balance_weight=0.5).train()
     xs, masks = tiny_batch((5, 4, 3)[:num_modalities])
     labels = torch.tensor([0, 2, 1])
     out = layer(xs, masks, generator=torch.Generator().manual_seed(7))
     ref = sequential_forward(layer, xs, masks, generator=torch.Generator().manual_seed(7))
-    for name in FIELDS:
+    for name in FIELDS + ("variant_logits",):
         torch.testing.assert_close(getattr(out, name), getattr(ref, name))
     terms, ref_terms = layer.loss_terms(out, labels), sequential_loss_terms(layer, ref, labels)
     torch.testing.assert_close(terms.per_expert, ref_terms.per_expert)
     torch.testing.assert_close(terms.total, ref_terms.total)
+    for name, part in terms.parts.items():
+        torch.testing.assert_close(part, ref_terms.parts[name])
     # ... and the same gradients.
     grads = torch.autograd.grad(terms.total, list(layer.parameters()), allow_unused=True)
     ref_grads = torch.autograd.grad(ref_terms.total, list(layer.parameters()), allow_unused=True)
@@ -61,8 +65,9 @@ def test_vectorised_matches_sequential_reference(replacement, num_modalities):
             torch.testing.assert_close(g, r)
 
 
-def test_vectorised_matches_reference_with_presence_in_eval():
-    layer = tiny_layer(2).eval()
+@pytest.mark.parametrize("objective", ["i2moe", "specialised"])
+def test_vectorised_matches_reference_with_presence_in_eval(objective):
+    layer = tiny_layer(2, objective=objective).eval()
     xs, masks = tiny_batch()
     presence = [torch.rand(3, 5) > 0.4, torch.zeros(3, 4, dtype=torch.bool)]
     out = layer(xs, masks, presence=presence)
@@ -129,7 +134,7 @@ def test_interaction_losses_by_hand():
 
 
 def test_loss_adds_weighted_interaction_term():
-    layer = tiny_layer(2, interaction_weight=0.25).train()
+    layer = tiny_layer(2, interaction_weight=0.25, objective="i2moe").train()
     xs, masks = tiny_batch()
     labels = torch.tensor([0, 1, 2])
     out = layer(xs, masks)

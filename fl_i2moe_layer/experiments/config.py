@@ -17,6 +17,9 @@ from typing import Any, Literal
 RUN_FILE = "run.json"
 RUN_FORMAT = "fl_i2moe_layer.run/2"
 ModelKind = Literal["fl_i2moe", "dense"]
+#: What a run.json without these fields means: the objective and dropout of every run
+#: trained before they were recorded.
+LEGACY_DEFAULTS: dict[str, Any] = {"objective": "i2moe", "dropout": 0.0}
 
 
 @dataclass
@@ -29,6 +32,9 @@ class RunConfig:
         n: planted examples (planted data only).
         split_limit: at most this many items per training split (real datasets).
         hidden_dim, num_layers, num_heads: the fusion layer.
+        objective: FL-I2MoE's training objective, ``"specialised"`` (default: experts that
+            specialise by cue case, docs/fl_i2moe.md) or ``"i2moe"`` (the paper's).
+        dropout: dropout inside the fusion layer's experts.
         max_length: text tokens (real datasets; planted text has ``n_words + 2`` tokens).
         image_size: image side in pixels (real datasets).
         seed: the data (planted), initialisation and training seed.
@@ -45,6 +51,8 @@ class RunConfig:
     hidden_dim: int = 64
     num_layers: int = 1
     num_heads: int = 4
+    objective: str = "specialised"
+    dropout: float = 0.1
     max_length: int = 64
     image_size: int = 224
     seed: int = 0
@@ -80,6 +88,9 @@ class RunConfig:
             raise ValueError(f"{str(path)!r} is not an fl_i2moe_layer run description "
                              f"(format {values.get('format')!r}, expected {RUN_FORMAT!r}); "
                              "train the run again with this version.")
+        # Runs recorded before these options existed were trained this way.
+        for name, before in LEGACY_DEFAULTS.items():
+            values.setdefault(name, before)
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:

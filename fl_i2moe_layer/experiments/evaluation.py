@@ -14,6 +14,7 @@ from fl_i2moe_layer.data.planted import RULES, PlantedData
 from fl_i2moe_layer.explain import ExpertExplainer
 from fl_i2moe_layer.model.projected import ProjectedFusion
 from fl_i2moe_layer.training import FusionDataset
+from fl_i2moe_layer.training.synthetic import SyntheticCueData
 
 
 def sampling_budget(data: FusionDataset, n_samples: int) -> int:
@@ -121,3 +122,44 @@ def recovery_masking(model: ProjectedFusion, data: PlantedData, recovery: Recove
     sub = data.subset(recovery.index)
     return pair_masking(model, sub.dataset(), recovery.pair_scores(), 0, budgets=budgets,
                         n_random=n_random, seed=seed)
+
+
+#: Cue cases of planted data: (name, the expert that should carry it or None).
+CUE_CASES = (
+    ("text cue", "unique_0"),
+    ("image cue", "unique_1"),
+    ("synergy, both cues", "synergy"),
+    ("redundancy, both cues", "redundancy"),
+    ("redundancy, one cue", None),
+)
+
+
+def cue_cases(data: PlantedData | SyntheticCueData) -> dict[str, Tensor]:
+    """Boolean masks (N,) of the cue-bearing examples of planted data (or of its synthetic
+    miniature), by cue case.
+
+    Only examples that carry a cue are kept: text / image positives (the negatives of the
+    text, image and redundancy rules carry no cue at all), synergy positives (both cues; a
+    synergy negative holds one of them), and redundancy positives with both cues or with one.
+
+    Examples::
+
+        >>> cases = cue_cases(test)                    # test: a PlantedData split
+        >>> int(cases["text cue"].sum())
+    """
+    rule = data.rule
+    word, tile = data.cue_token >= 0, data.cue_patch >= 0  # (N, 3): text/image, synergy, red.
+    red = rule == RULES.index("redundancy")
+    both = word[:, 2] & tile[:, 2]
+    return {
+        "text cue": (rule == RULES.index("text")) & word[:, 0],
+        "image cue": (rule == RULES.index("image")) & tile[:, 0],
+        "synergy, both cues": (rule == RULES.index("synergy")) & word[:, 1] & tile[:, 1],
+        "redundancy, both cues": red & both,
+        "redundancy, one cue": red & (word[:, 2] ^ tile[:, 2]),
+    }
+
+
+def routing_by_case(weights: Tensor, cases: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Mean routing weight (E,) of each non-empty cue case; ``weights`` is (N, E)."""
+    return {name: weights[mask].mean(0) for name, mask in cases.items() if bool(mask.any())}

@@ -53,9 +53,11 @@ def build_model(config: RunConfig) -> ProjectedFusion:
     torch.manual_seed(config.seed)
     h = config.hidden_dim
     projections = [nn.Sequential(nn.Linear(d, h), nn.LayerNorm(h)) for d in config.feature_dims]
+    options: dict[str, Any] = {"objective": config.objective} if config.model == "fl_i2moe" \
+        else {}
     fusion = kinds[config.model](len(config.feature_dims), h, config.num_classes,
                                  task=config.task, num_layers=config.num_layers,
-                                 num_heads=config.num_heads, dropout=0.0)
+                                 num_heads=config.num_heads, dropout=config.dropout, **options)
     return ProjectedFusion(projections, fusion)
 
 

@@ -44,6 +44,14 @@ class FusionBase(PretrainedMixin, nn.Module):
         raise NotImplementedError
 
     @property
+    def monitors_objective(self) -> bool:
+        """True when early stopping on ``"loss"`` should watch the whole training objective on
+        the validation data rather than the task loss alone (FL-I2MoE with
+        ``objective="specialised"``: the mixture's task loss is reached long before the
+        routing has learnt the interaction types)."""
+        return False
+
+    @property
     def expert_names(self) -> tuple[str, ...]:
         raise NotImplementedError
 

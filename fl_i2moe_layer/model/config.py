@@ -10,13 +10,25 @@ from captum_interactions.validation import check_float, check_positive_int
 
 TASKS = ("multiclass", "multilabel", "binary")
 REPLACEMENTS = ("noise", "mean", "zero")
+OBJECTIVES = ("specialised", "i2moe")
+#: Values of the fields added after the first release that reproduce the earlier behaviour: a
+#: configuration recorded before a field existed (an older ``config.json`` or checkpoint)
+#: is read with these values, so an old model loads as the model it was.
+LEGACY_VALUES: dict[str, Any] = {"objective": "i2moe", "routing_weight": 1.0,
+                                  "balance_weight": 0.0, "invariance_weight": 1.0,
+                                  "sufficiency_scale": 0.1}
 
 
 @dataclass(frozen=True)
 class FusionConfig:
     """Everything that determines the shape and behaviour of a fusion layer.
 
-    See :class:`~fl_i2moe_layer.FLI2MoE` for the meaning of each field.
+    See :class:`~fl_i2moe_layer.FLI2MoE` for the meaning of each field. :meth:`from_dict`
+    reads a recorded configuration that lacks a field added later (``objective`` and the
+    weights of the specialised objective) with the value that reproduces the earlier
+    behaviour (:data:`LEGACY_VALUES`: ``objective="i2moe"``), and :meth:`to_dict` leaves
+    out the fields that hold those values, so that the earlier layer's configuration is
+    recorded (config.json, checkpoints) exactly as before.
     """
 
     num_modalities: int
@@ -32,6 +44,11 @@ class FusionConfig:
     interaction_weight: float = 0.5
     replacement: str = "noise"
     router_hidden: int | None = None
+    objective: str = "specialised"
+    routing_weight: float = 1.0
+    balance_weight: float = 0.0
+    invariance_weight: float = 1.0
+    sufficiency_scale: float = 0.1
 
     def __post_init__(self) -> None:
         for name in ("num_modalities", "hidden_dim", "num_classes", "num_layers", "num_heads",
@@ -65,6 +82,16 @@ class FusionConfig:
         check_float("dropout", self.dropout, minimum=0.0, maximum=1.0, strict_maximum=True)
         check_float("temperature", self.temperature, minimum=0.0, strict_minimum=True)
         check_float("interaction_weight", self.interaction_weight, minimum=0.0)
+        if self.objective not in OBJECTIVES:
+            raise ValueError(
+                f"objective must be one of {OBJECTIVES}, got {self.objective!r}: "
+                "'specialised' (the default: masked uniqueness experts, max-pooled routing, "
+                "sufficiency routing targets) or 'i2moe' (the paper's objective)."
+            )
+        for name in ("routing_weight", "balance_weight", "invariance_weight"):
+            check_float(name, getattr(self, name), minimum=0.0)
+        check_float("sufficiency_scale", self.sufficiency_scale, minimum=0.0,
+                    strict_minimum=True)
         if self.replacement not in REPLACEMENTS:
             raise ValueError(
                 f"replacement must be one of {REPLACEMENTS}, got {self.replacement!r}."
@@ -78,8 +105,18 @@ class FusionConfig:
     def router_dim(self) -> int:
         return self.router_hidden if self.router_hidden is not None else self.hidden_dim
 
+    @property
+    def specialised(self) -> bool:
+        """True for ``objective="specialised"``."""
+        return self.objective == "specialised"
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields as a dict, without those that hold their :data:`LEGACY_VALUES`: a
+        configuration of the earlier layer is recorded exactly as before (so checkpoints
+        written before these fields existed still match it), and :meth:`from_dict` restores
+        the omitted values."""
+        return {k: v for k, v in asdict(self).items()
+                if not (k in LEGACY_VALUES and v == LEGACY_VALUES[k])}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> FusionConfig:
@@ -87,4 +124,4 @@ class FusionConfig:
         unknown = set(values) - known
         if unknown:
             raise ValueError(f"unknown FusionConfig fields {sorted(unknown)}.")
-        return cls(**values)
+        return cls(**{**LEGACY_VALUES, **values})

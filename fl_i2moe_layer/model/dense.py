@@ -45,6 +45,9 @@ class DenseFusion(FusionBase):
             num_modalities=num_modalities, hidden_dim=hidden_dim, num_classes=num_classes,
             task=task, num_layers=num_layers, num_heads=num_heads, ffn_dim=ffn_dim,
             dropout=dropout, max_len=max_len, interaction_weight=0.0,
+            # unused by the dense baseline (task loss only); the legacy value keeps its
+            # recorded configuration as it was before FL-I2MoE had objectives
+            objective="i2moe",
         )
         c = self.config
         self.experts = StackedExperts(1, c.num_modalities, c.hidden_dim, c.num_classes,

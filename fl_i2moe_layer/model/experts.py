@@ -40,12 +40,30 @@ def _linear_init(weight: Tensor, fan_in: int) -> None:
 
 
 def attention_bias(keep: Tensor, dtype: torch.dtype) -> Tensor:
-    """(N, L) keep mask -> (N, 1, 1, L) additive bias. A finite large negative value (not
-    -inf) keeps rows whose tokens are all absent finite: their softmax is uniform instead of
-    NaN, and those rows are ignored by the masked pooling anyway."""
+    """(N, L) keep mask -> (N, 1, 1, L) additive bias ((E, N, L) -> (E, N, 1, 1, L) for one
+    mask per expert). A finite large negative value (not -inf) keeps rows whose tokens are all
+    absent finite: their softmax is uniform instead of NaN, and those rows are ignored by the
+    masked pooling anyway."""
     neg = torch.finfo(dtype).min / 2
     bias = torch.zeros(keep.shape, dtype=dtype, device=keep.device)
-    return bias.masked_fill(~keep, neg)[:, None, None, :]
+    return bias.masked_fill(~keep, neg)[..., None, None, :]
+
+
+def modality_ids(lengths: list[int], device: torch.device) -> Tensor:
+    """(L,) the modality index of every position of the concatenated sequence."""
+    return torch.cat([torch.full((t,), i, device=device) for i, t in enumerate(lengths)])
+
+
+def expert_keep(keep: Tensor, lengths: list[int], num_experts: int) -> Tensor:
+    """(N, L) keep mask -> (E, N, L): uniqueness expert i (i < M) keeps only the tokens of
+    modality i, the other experts keep every present token. A uniqueness expert thus never
+    sees another modality: its output is exactly unchanged when another modality's tokens
+    change (attention gives masked keys weight 0, pooling gives them weight 0)."""
+    m = len(lengths)
+    mod = modality_ids(lengths, keep.device)  # (L,)
+    experts = torch.arange(num_experts, device=keep.device).unsqueeze(1)  # (E, 1)
+    member = (mod.unsqueeze(0) == experts) | (experts >= m)  # (E, L)
+    return keep.unsqueeze(0) & member.unsqueeze(1)
 
 
 class StackedExperts(nn.Module):
@@ -145,7 +163,8 @@ class StackedExperts(nn.Module):
 
         Args:
             tokens: (N, L, H) concatenated token sequences (modality-major, lengths ``lengths``).
-            keep: (N, L) bool, True where a token is real and present.
+            keep: (N, L) bool, True where a token is real and present, or (E, N, L): one mask
+                per expert (see :func:`expert_keep`).
             lengths: tokens per modality, summing to L.
             return_attentions: keep the attention probabilities (explicit attention).
             head_rows: apply the heads to the first ``head_rows`` rows only (the variant rows of
@@ -153,7 +172,7 @@ class StackedExperts(nn.Module):
         """
         device = tokens.device
         pos = torch.cat([torch.arange(t, device=device) for t in lengths])
-        mod = torch.cat([torch.full((t,), i, device=device) for i, t in enumerate(lengths)])
+        mod = modality_ids(lengths, device)
         emb = self.position[:, pos] + self.modality[:, mod]  # (E, L, H)
         x = self._dropout(tokens.unsqueeze(0) + emb.unsqueeze(1))  # (E, N, L, H)
         bias = attention_bias(keep, x.dtype)
@@ -176,17 +195,19 @@ class StackedExperts(nn.Module):
 
 
 def pooling_weights(keep: Tensor, lengths: list[int], dtype: torch.dtype) -> Tensor:
-    """(N, L, M) weights of a masked mean per modality; a modality with no present token gets
-    all-zero weights (its pooled vector is 0, never 0/0)."""
-    device = keep.device
-    mod = torch.cat([torch.full((t,), i, device=device) for i, t in enumerate(lengths)])
+    """(..., L) keep mask -> (..., L, M) weights of a masked mean per modality; a modality
+    with no present token gets all-zero weights (its pooled vector is 0, never 0/0)."""
+    mod = modality_ids(lengths, keep.device)
     member = F.one_hot(mod, len(lengths)).to(dtype)  # (L, M)
-    w = keep.to(dtype).unsqueeze(-1) * member  # (N, L, M)
-    return w / w.sum(1, keepdim=True).clamp_min(1.0)
+    w = keep.to(dtype).unsqueeze(-1) * member  # (..., L, M)
+    return w / w.sum(-2, keepdim=True).clamp_min(1.0)
 
 
 def pooled_latents(x: Tensor, keep: Tensor, lengths: list[int]) -> Tensor:
-    """(E, N, L, H) -> (E, N, M·H): masked mean per modality, concatenated modality-major."""
-    w = pooling_weights(keep, lengths, x.dtype)  # (N, L, M)
-    pooled = w.transpose(1, 2).unsqueeze(0) @ x  # (E, N, M, H), no copy of x
+    """(E, N, L, H) -> (E, N, M·H): masked mean per modality, concatenated modality-major;
+    ``keep`` is (N, L), or (E, N, L) for one mask per expert."""
+    w = pooling_weights(keep, lengths, x.dtype).transpose(-1, -2)  # (N or E·N, M, L)
+    if w.dim() == 3:
+        w = w.unsqueeze(0)
+    pooled = w @ x  # (E, N, M, H), no copy of x
     return pooled.reshape(x.shape[0], x.shape[1], -1)

@@ -93,6 +93,11 @@ class ProjectedFusion(PretrainedMixin, nn.Module):
         projected = [p(x) for p, x in zip(self.projections, inputs, strict=True)]
         return self.fusion(projected, masks, **kwargs)
 
+    @property
+    def monitors_objective(self) -> bool:
+        """The fusion layer's :attr:`~fl_i2moe_layer.model.base.FusionBase.monitors_objective`."""
+        return bool(getattr(self.fusion, "monitors_objective", False))
+
     def loss(self, out: FusionOutput, labels: Tensor) -> Tensor:
         return self.fusion.loss(out, labels)
 

@@ -45,3 +45,19 @@ def stack_variants(inputs: tuple[Tensor, ...], keep: tuple[Tensor, ...], mode: s
                       .reshape((m + 1) * x.shape[0], *x.shape[1:]))
         masks.append(kp.repeat(m + 1, 1))
     return tuple(tokens), tuple(masks)
+
+
+def stack_removals(inputs: tuple[Tensor, ...], keep: tuple[Tensor, ...]
+                   ) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...]]:
+    """The variants of ``objective="specialised"``: block k + 1 is the input with modality k
+    *removed* through its keep mask (every token absent, as with presence masks), block 0
+    the full input. Returns per-modality tokens ((M+1)·B, T_m, H) (the values repeated) and
+    keep masks ((M+1)·B, T_m)."""
+    m = len(inputs)
+    block = torch.arange(m + 1, device=inputs[0].device)
+    tokens, masks = [], []
+    for k, (x, kp) in enumerate(zip(inputs, keep, strict=True)):
+        tokens.append(x.repeat(m + 1, 1, 1))
+        kept = (block != k + 1).view(m + 1, 1, 1) & kp.unsqueeze(0)
+        masks.append(kept.reshape((m + 1) * kp.shape[0], kp.shape[1]))
+    return tuple(tokens), tuple(masks)

@@ -98,7 +98,10 @@ class Trainer:
         max_epochs (int, optional): Default: 20.
         patience (int, optional): epochs without improvement before stopping. Default: 5.
         monitor (str, optional): ``"loss"`` or one of accuracy, macro_f1, micro_f1, auroc
-            (validation). Default: accuracy (multiclass), micro_f1 (multilabel), auroc
+            (validation). ``"loss"`` is the task loss, or the whole training objective for
+            a model whose ``monitors_objective`` is True (FL-I2MoE with
+            ``objective="specialised"``: its routing keeps improving after the task loss has
+            bottomed out). Default: accuracy (multiclass), micro_f1 (multilabel), auroc
             (binary).
         seed (int, optional): Default: 0.
         device (str or torch.device, optional): Default: the model's device.
@@ -233,13 +236,30 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, data: Dataset) -> dict[str, float]:
-        """Task loss and metrics (accuracy, macro_f1, micro_f1, auroc) on ``data``."""
+        """Task loss and metrics (accuracy, macro_f1, micro_f1, auroc) on ``data``; for a
+        model whose ``monitors_objective`` is True (FL-I2MoE with
+        ``objective="specialised"``) also ``"objective"``, its whole training objective
+        (eval mode, with the variants)."""
         logits, labels = self.predict(data)
         metrics = classification_metrics(logits, labels, self.task)
         config = self.model.config
         metrics["loss"] = float(task_loss(logits, check_labels(labels, config, len(labels)),
                                           self.task))
+        if getattr(self.model, "monitors_objective", False):
+            metrics["objective"] = self._objective(data)
         return metrics
+
+    @torch.no_grad()
+    def _objective(self, data: Dataset) -> float:
+        """Mean training objective over ``data`` in eval mode (variants included)."""
+        self.model.eval()
+        total, count = 0.0, 0
+        for inputs, masks, labels in self._loader(data, shuffle=False):
+            inputs, masks, labels = _move((inputs, masks, labels), self.device)
+            out = self.model(inputs, masks, compute_interactions=True)
+            total += float(self.model.loss(out, labels)) * labels.shape[0]
+            count += labels.shape[0]
+        return total / max(count, 1)
 
     def fit(self, train_data: Dataset, val_data: Dataset | None = None, *,
             resume: bool = False) -> TrainHistory:
@@ -294,7 +314,9 @@ class Trainer:
             history.train_loss.append(train_loss)
             if val_data is not None:
                 metrics = self.evaluate(val_data)
-                value = metrics[self.monitor]
+                # "loss" watches the whole objective where the model asks for it
+                value = metrics.get("objective", metrics["loss"]) if self.monitor == "loss" \
+                    else metrics[self.monitor]
             else:
                 metrics = {"loss": train_loss}
                 value = train_loss if self.monitor == "loss" else -train_loss
