@@ -82,6 +82,38 @@ def test_model_size_options_reach_the_model(cache, tmp_path, kind) -> None:
     assert model.fusion.experts.qkv_w.shape[-2:] == (12, 36)
 
 
+def test_objective_and_dropout_reach_the_layer_and_old_run_files_still_load(
+        cache, tmp_path, capsys) -> None:
+    from fl_i2moe_layer.experiments import load_run
+    from fl_i2moe_layer.experiments.config import RUN_FILE
+
+    out = tmp_path / "run"
+    assert train(cache, out, "--epochs", "1", "--hidden-dim", "8", "--objective", "i2moe",
+                 "--dropout", "0.25") == 0
+    assert (run_json(out)["objective"], run_json(out)["dropout"]) == ("i2moe", 0.25)
+    _, model = load_run(out)
+    assert (model.fusion.config.objective, model.fusion.config.dropout) == ("i2moe", 0.25)
+    default = tmp_path / "default"
+    assert train(cache, default, "--epochs", "1", "--hidden-dim", "8") == 0
+    _, model = load_run(default)
+    assert (model.fusion.config.objective, model.fusion.config.dropout) == ("specialised", 0.1)
+    # A run.json written before the two options existed: those runs were i2moe, dropout 0.
+    legacy = tmp_path / "legacy"
+    assert train(cache, legacy, "--epochs", "1", "--hidden-dim", "8", "--objective", "i2moe",
+                 "--dropout", "0") == 0
+    values = run_json(legacy)
+    del values["objective"], values["dropout"]
+    (legacy / RUN_FILE).write_text(json.dumps(values))
+    config, model = load_run(legacy)
+    assert (config.objective, config.dropout) == ("i2moe", 0.0)
+    assert model.fusion.config.objective == "i2moe"
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:  # argparse refuses it before anything runs
+        train(cache, tmp_path / "bad", "--dropout", "1.5")
+    assert stop.value.code == 2
+    assert "--dropout: must be in [0, 1), got 1.5" in capsys.readouterr().err
+
+
 def test_training_options_reach_the_trainer(cache, tmp_path) -> None:
     out = tmp_path / "run"
     assert train(cache, out, "--epochs", "3", "--lr", "0.0123", "--batch-size", "5",
