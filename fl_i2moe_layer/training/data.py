@@ -63,17 +63,16 @@ class FusionDataset(Dataset):
     @property
     def lengths(self) -> tuple[int, ...]:
         """Tokens per modality (T_1, ..., T_M)."""
-        return tuple(int(x.shape[1]) for x in self.inputs)
+        return _lengths(self.inputs)
 
     @property
     def feature_dims(self) -> list[int]:
         """Feature width per modality."""
-        return [int(x.shape[-1]) for x in self.inputs]
+        return _feature_dims(self.inputs)
 
     def select(self, index: Tensor) -> FusionDataset:
         """The examples ``index`` (a LongTensor of positions), in that order."""
-        return FusionDataset([x[index] for x in self.inputs], [m[index] for m in self.masks],
-                             self.labels[index])
+        return _select(self.inputs, self.masks, self.labels, index)
 
 
 class Rows(Protocol):
@@ -133,18 +132,30 @@ class StreamedFusionDataset(Dataset):
     @property
     def lengths(self) -> tuple[int, ...]:
         """Tokens per modality (T_1, ..., T_M)."""
-        return tuple(int(x.shape[1]) for x in self.columns)
+        return _lengths(self.columns)
 
     @property
     def feature_dims(self) -> list[int]:
         """Feature width per modality."""
-        return [int(x.shape[-1]) for x in self.columns]
+        return _feature_dims(self.columns)
 
     def select(self, index: Tensor) -> FusionDataset:
         """The examples ``index`` (a LongTensor of positions) read into memory, in that
         order."""
-        return FusionDataset([x[index] for x in self.columns], [m[index] for m in self.masks],
-                             self.labels[index])
+        return _select(self.columns, self.masks, self.labels, index)
+
+
+def _lengths(columns: Sequence[Rows]) -> tuple[int, ...]:
+    return tuple(int(x.shape[1]) for x in columns)
+
+
+def _feature_dims(columns: Sequence[Rows]) -> list[int]:
+    return [int(x.shape[-1]) for x in columns]
+
+
+def _select(columns: Sequence[Rows], masks: Sequence[Tensor], labels: Tensor,
+            index: Tensor) -> FusionDataset:
+    return FusionDataset([x[index] for x in columns], [m[index] for m in masks], labels[index])
 
 
 #: Either kind of dataset (what a :class:`~fl_i2moe_layer.experiments.Split` holds).
