@@ -108,6 +108,12 @@ def test_planted_pair_recovered_and_masking_beats_random(small, rule: str) -> No
     assert rec.precision_at(1) > 0.5, rec.ranks.tolist()
     res = recovery_masking(model, test, rec, budgets=(1, 4), n_random=8)
     assert float(res.gap[0]) > 0 and float(res.p_value[0]) < 0.05, res.summary()
+    if rule == "synergy":  # the synergy expert on its own: its own map, its own ranks
+        own = recover_pairs(model, test, rule, n_samples=384, limit=8, seed=0,
+                            component="synergy")
+        assert torch.equal(torch.as_tensor(own.index), torch.as_tensor(rec.index))
+        assert not torch.equal(own.scores, rec.scores)
+        assert own.precision_at(1) > 0.5, own.ranks.tolist()
 
 
 def test_cli_help_and_missing_dataset(tmp_path, capsys) -> None:

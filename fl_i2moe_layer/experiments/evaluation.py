@@ -98,17 +98,20 @@ def pair_examples(data: PlantedData, rule: str, *, limit: int | None = None) -> 
 
 
 def recover_pairs(model: ProjectedFusion, data: PlantedData, rule: str, *,
-                  n_samples: int = 512, limit: int | None = 16, seed: int = 0) -> Recovery:
+                  n_samples: int = 512, limit: int | None = 16, seed: int = 0,
+                  component: str = "mixture") -> Recovery:
     """Rank the planted pair of ``rule`` examples by SII (synergy) or RG (redundancy),
-    explaining the mixture's logit with presence-mask removal."""
+    explaining the logit of ``component`` (the mixture, or an expert such as ``"synergy"``)
+    with presence-mask removal."""
     method = {"synergy": "sii", "redundancy": "redundancy_gap"}[rule]
     idx = pair_examples(data, rule, limit=limit)
     sub = data.subset(idx)
     ds = sub.dataset()
     report = ExpertExplainer(model).explain(
-        ds.inputs, ds.masks, target=0, methods=(method,), components=("mixture",),
+        ds.inputs, ds.masks, target=0, methods=(method,), components=(component,),
         n_samples=sampling_budget(ds, n_samples), faithfulness=False, seed=seed)
-    maps = torch.stack([report.cross_map("mixture", method, example=b) for b in range(len(sub))])
+    maps = torch.stack([report.cross_map(component, method, example=b)
+                        for b in range(len(sub))])
     maps = maps.masked_fill(~sub.text_mask[:, :, None], -torch.inf)
     truth = maps[torch.arange(len(sub)), sub.pair_token, sub.pair_patch]
     ranks = (maps > truth[:, None, None]).flatten(1).sum(1) + 1
