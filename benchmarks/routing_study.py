@@ -38,7 +38,12 @@ from torch import nn
 from fl_i2moe_layer import FLI2MoE
 from fl_i2moe_layer.data.planted import PlantedData
 from fl_i2moe_layer.experiments.datasets import new_config, planted_splits
-from fl_i2moe_layer.experiments.evaluation import CUE_CASES, cue_cases, routing_by_case
+from fl_i2moe_layer.experiments.evaluation import (
+    CUE_CASES,
+    cue_cases,
+    removal_sensitivity,
+    routing_by_case,
+)
 from fl_i2moe_layer.model.projected import ProjectedFusion
 from fl_i2moe_layer.training import Trainer
 
@@ -73,14 +78,11 @@ def measure(model: ProjectedFusion, test: PlantedData) -> dict[str, Any]:
     routing = {case: dict(zip(names, w.tolist(), strict=True))
                for case, w in routing_by_case(out.weights, cases).items()}
     accuracy = float(((out.logits[:, 0] > 0).float() == test.labels).float().mean())
-    full = out.expert_logits[..., 0]  # (N, E)
+    change_all = removal_sensitivity(model, ds)  # (M, N, E)
     sensitivity: dict[str, dict[str, float]] = {}
     by_case: dict[str, dict[str, dict[str, float]]] = {case: {} for case in cases}
     for m, modality in enumerate(("text", "image")):
-        presence = [torch.ones_like(k, dtype=torch.bool) for k in masks]
-        presence[m] = torch.zeros_like(presence[m])
-        removed = model(xs, masks, presence=presence).expert_logits[..., 0]
-        change = (full - removed).abs()  # (N, E)
+        change = change_all[m]
         sensitivity[modality] = dict(zip(names, change.mean(0).tolist(), strict=True))
         for case, mask in cases.items():
             if bool(mask.any()):

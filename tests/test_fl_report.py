@@ -164,6 +164,9 @@ def test_readable_names() -> None:
     assert readable_name("topk_aopc_random_synergy").endswith("random tokens")
     assert readable_name("concentration_dense_ig_gini") == \
         "Concentration, dense baseline mixture — IG Gini"
+    assert readable_name("removal_image_unique_0") == (
+        "Removal sensitivity: |change of unique_0 (text)'s logit| when the image is removed "
+        "(mean)")
     assert readable_name("custom.value") == "Custom value"
 
 

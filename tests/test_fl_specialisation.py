@@ -193,3 +193,31 @@ def test_configuration_without_the_new_fields_reads_as_the_paper_layer(tmp_path)
     load_checkpoint(tmp_path / "paper.safetensors", tiny_layer(2, objective="i2moe", seed=1))
     with pytest.raises(ValueError, match="objective: checkpoint None vs model 'specialised'"):
         load_checkpoint(tmp_path / "paper.safetensors", tiny_layer(2, seed=1))
+
+
+def test_removal_sensitivity_is_zero_exactly_for_the_other_modalitys_unique_expert() -> None:
+    """removal_sensitivity by its definition: |logit(full) - logit(modality m removed)| per
+    expert; unique_0 ignores the image and unique_1 the text, to the last bit."""
+    from fl_i2moe_layer.experiments.datasets import new_config
+    from fl_i2moe_layer.experiments.evaluation import removal_sensitivity
+    from fl_i2moe_layer.experiments.runs import build_model
+    from fl_i2moe_layer.training import FusionDataset
+
+    config = new_config("planted", hidden_dim=8)
+    config.feature_dims = [6, 5]
+    model = build_model(config)
+    gen = torch.Generator().manual_seed(3)
+    data = FusionDataset([torch.randn(7, 4, 6, generator=gen),
+                          torch.randn(7, 3, 5, generator=gen)], None, torch.zeros(7))
+    change = removal_sensitivity(model, data)
+    assert change.shape == (2, 7, 4) and model.training  # the mode is restored
+    names = list(model.fusion.expert_names)
+    assert bool((change[1, :, names.index("unique_0")] == 0).all())
+    assert bool((change[0, :, names.index("unique_1")] == 0).all())
+    assert bool((change[0, :, names.index("unique_0")] > 0).all())
+    model.eval()
+    full = model(list(data.inputs), list(data.masks)).expert_logits[..., 0]
+    absent = [torch.ones(7, 4, dtype=torch.bool), torch.zeros(7, 3, dtype=torch.bool)]
+    image_removed = model(list(data.inputs), list(data.masks),
+                          presence=absent).expert_logits[..., 0]
+    torch.testing.assert_close(change[1], (full - image_removed).abs())
