@@ -215,6 +215,33 @@ def markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def heatmap(summary: dict[str, Any], path: Path) -> Path:
+    """The routing matrix over seeds as a heatmap: cell = mean, annotated mean ± SD."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    experts, cases = summary["experts"], list(summary["matrix"])
+    mean = [[summary["matrix"][c][e][0] for e in experts] for c in cases]
+    sd = [[summary["matrix"][c][e][1] for e in experts] for c in cases]
+    fig, ax = plt.subplots(figsize=(8, 0.6 * len(cases) + 1.8))
+    image = ax.imshow(mean, cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto")
+    for i in range(len(cases)):
+        for j in range(len(experts)):
+            ax.text(j, i, f"{mean[i][j]:.2f} ± {sd[i][j]:.2f}", ha="center", va="center",
+                    color="white" if mean[i][j] > 0.6 else "black", fontsize=9)
+    ax.set_xticks(range(len(experts)), experts)
+    ax.set_yticks(range(len(cases)), cases)
+    seeds = len(summary["runs"])
+    ax.set_title(f"Mean routing weight by cue case, mean ± SD over {seeds} seeds "
+                 f"(objective={summary['settings']['objective']})", fontsize=10)
+    fig.colorbar(image, ax=ax, label="mean routing weight")
+    fig.savefig(path, dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -235,8 +262,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     parser.add_argument("--cache-dir", default=None, help="planted feature cache")
     parser.add_argument("--out", default="benchmarks/results/routing_study",
-                        help="output stem: writes OUT.json and OUT.md")
+                        help="output stem: writes OUT.json, OUT.md and OUT.png")
+    parser.add_argument("--plot", default=None, metavar="JSON",
+                        help="only draw the heatmap of an earlier OUT.json (to --out .png)")
     args = parser.parse_args(argv)
+    if args.plot is not None:
+        earlier = json.loads(Path(args.plot).read_text())
+        print(heatmap(earlier, Path(args.out).with_suffix(".png")))
+        return dict(earlier)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     config = new_config("planted", n=args.n, epochs=args.epochs, seed=args.data_seed)
@@ -254,6 +287,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
     text = markdown(summary)
     out.with_suffix(".md").write_text(text)
+    heatmap(summary, out.with_suffix(".png"))
     print(text)
     return summary
 
