@@ -89,20 +89,7 @@ def load_file(path: str | os.PathLike[str], *, what: str = "file",
         FileNotFoundError: no such file.
         CorruptFileError: unreadable, truncated, or its tensors do not match the digest.
     """
-    from safetensors import safe_open
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no {what} at {str(path)!r}.")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            metadata = dict(f.metadata() or {})
-            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open API)
-    except Exception as error:  # SafetensorError, OSError, JSON errors of a foreign header
-        raise CorruptFileError(
-            f"{what} {str(path)!r} cannot be read as safetensors ({error}); it is truncated "
-            "or not a file of this package."
-        ) from error
+    tensors, metadata = _read(Path(path), what, tensors=True)
     stored = metadata.pop(DIGEST_KEY, None)
     if stored is None:
         if require_digest:
@@ -115,6 +102,31 @@ def load_file(path: str | os.PathLike[str], *, what: str = "file",
             "digest written with them. Delete it (or restore a copy)."
         )
     return tensors, metadata
+
+
+def read_metadata(path: str | os.PathLike[str], *, what: str = "file") -> dict[str, str]:
+    """The metadata of a safetensors file, reading its header only (the tensors are neither
+    read nor verified). Errors as in :func:`load_file`."""
+    return _read(Path(path), what, tensors=False)[1]
+
+
+def _read(path: Path, what: str, *, tensors: bool
+          ) -> tuple[dict[str, Tensor], dict[str, str]]:
+    from safetensors import safe_open
+
+    if not path.is_file():
+        raise FileNotFoundError(f"no {what} at {str(path)!r}.")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = dict(f.metadata() or {})
+            data = ({k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open API)
+                    if tensors else {})
+    except Exception as error:  # SafetensorError, OSError, JSON errors of a foreign header
+        raise CorruptFileError(
+            f"{what} {str(path)!r} cannot be read as safetensors ({error}); it is truncated "
+            "or not a file of this package."
+        ) from error
+    return data, metadata
 
 
 def remove_stale_temporaries(path: Path) -> int:

@@ -8,11 +8,11 @@ sampled estimate agrees with the exact value within its own standard error."""
 from __future__ import annotations
 
 import itertools
-from math import factorial
 
 import pytest
 import torch
 from hf_fixtures import ATTENTION, BOS, EOS, IDS, PAD, SPECIAL, image_batch
+from oracles import brute_sii
 from torch import Tensor
 
 from captum_interactions import ShapleyInteractionIndex, default_feature_mask, patch_grid_mask
@@ -88,20 +88,11 @@ def brute_force_sii(blip, pixels: Tensor, b: int) -> dict[tuple[int, int], float
                       attention_mask=ATTENTION[b].repeat(len(coalitions), 1)).itm_score
     value = {present: float(scores[row, MATCH]) for row, present in enumerate(coalitions)}
 
-    def v(members: set[int]) -> float:
+    def v(members: frozenset[int]) -> float:
         return value[tuple(k in members for k in range(n))]
 
-    result = {}
-    for i, j in itertools.combinations(range(n), 2):
-        rest = [k for k in range(n) if k not in (i, j)]
-        total = 0.0
-        for size in range(len(rest) + 1):
-            weight = factorial(size) * factorial(n - size - 2) / factorial(n - 1)
-            for s in itertools.combinations(rest, size):
-                s = set(s)
-                total += weight * (v(s | {i, j}) - v(s | {i}) - v(s | {j}) + v(s))
-        result[library_id[i], library_id[j]] = total
-    return result
+    return {(library_id[i], library_id[j]): brute_sii(v, n, i, j)
+            for i, j in itertools.combinations(range(n), 2)}
 
 
 def test_blip_itm_exact_sii_matches_the_definition(blip, pixels):

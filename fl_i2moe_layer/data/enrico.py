@@ -81,8 +81,8 @@ def load_enrico(data_dir: str | os.PathLike[str], split: str = "train", *, seed:
     for i in order[bounds[0] : bounds[1]].tolist():
         screen, label = rows[i]
         shot = child_or_skip(root, "screenshots", screen, ".jpg", skips)
-        wire = child_or_skip(root, "wireframes", screen, ".png", skips)
-        if shot is None or wire is None:
+        wire = child_or_skip(root, "wireframes", screen, ".png", skips) if shot else None
+        if shot is None or wire is None:  # counted once, by the first refusal
             continue
         if not (shot.is_file() and wire.is_file()) or (
                 check_images and not (readable_image(shot) and readable_image(wire))):

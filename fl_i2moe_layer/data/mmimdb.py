@@ -109,12 +109,13 @@ def load_mmimdb(data_dir: str | os.PathLike[str], split: str = "train", *,
         if not any(label):
             skips.add("no genre among the 23", movie, meta_path)
             continue
-        candidates = [child_or_skip(root, "dataset", movie, s, skips) for s in (".jpeg", ".jpg")]
-        if any(c is None for c in candidates):
+        jpeg = child_or_skip(root, "dataset", movie, ".jpeg", skips)
+        jpg = child_or_skip(root, "dataset", movie, ".jpg", skips) if jpeg else None
+        if jpeg is None or jpg is None:  # counted once, by the first refusal
             continue
-        poster = next((c for c in candidates if c is not None and c.is_file()), None)
+        poster = jpeg if jpeg.is_file() else jpg if jpg.is_file() else None
         if poster is None or (check_images and not readable_image(poster)):
-            skips.add("missing or unreadable poster", movie, poster or candidates[0])
+            skips.add("missing or unreadable poster", movie, poster or jpeg)
             continue
         items.append(Item(movie, {"plot": _plot(plots, plot)}, {"poster": poster}, label))
     return items

@@ -54,7 +54,7 @@ from fl_i2moe_layer.storage import (
 )
 
 STORE_FORMAT = "fl_i2moe_layer.feature_store/1"
-_DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": None, "BOOL": np.bool_}
+_DTYPES = {"F32": np.float32, "F16": np.float16, "BOOL": np.bool_}
 
 
 def file_key(path: str | os.PathLike[str]) -> str:
@@ -282,8 +282,8 @@ class FeatureStore:
         folder.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries_in(folder)
         keys = self.item_keys(source_keys, encoder, preprocessing)
-        index = {k: (c, r) for c, chunk in enumerate(self._chunks(folder))
-                 for r, k in enumerate(chunk.keys)}
+        chunks = self._chunks(folder)
+        index = {k: (c, r) for c, chunk in enumerate(chunks) for r, k in enumerate(chunk.keys)}
         first: dict[str, int] = {}
         for position, key in enumerate(keys):
             if key not in index:
@@ -303,15 +303,11 @@ class FeatureStore:
                 masks.append(m_.cpu())
             chunk_keys = [keys[p] for p in positions]
             name = hashlib.sha256("|".join(chunk_keys).encode()).hexdigest()[:24]
-            atomic_save_file({"features": torch.cat(feats), "mask": torch.cat(masks)},
-                             folder / f"chunk-{name}.safetensors",
-                             {**meta, "keys": json.dumps(chunk_keys)})
-        chunks = self._chunks(folder)
-        index = {k: (c, r) for c, chunk in enumerate(chunks) for r, k in enumerate(chunk.keys)}
-        missing = [k for k in keys if k not in index]
-        if missing:
-            raise RuntimeError(f"{len(missing)} items are missing from {str(folder)!r} after "
-                               "encoding: another process removed chunk files.")
+            path = atomic_save_file({"features": torch.cat(feats), "mask": torch.cat(masks)},
+                                    folder / f"chunk-{name}.safetensors",
+                                    {**meta, "keys": json.dumps(chunk_keys)})
+            index |= {k: (len(chunks), r) for r, k in enumerate(chunk_keys)}
+            chunks.append(_Chunk(path, tuple(chunk_keys)))
         where = torch.tensor([index[k] for k in keys], dtype=torch.long)
         return self._read(chunks, where, verify=verify, encoded=len(todo))
 

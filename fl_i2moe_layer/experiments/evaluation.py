@@ -14,15 +14,16 @@ from fl_i2moe_layer.data.planted import RULES, PlantedData
 from fl_i2moe_layer.explain import ExpertExplainer
 from fl_i2moe_layer.model.projected import ProjectedFusion
 from fl_i2moe_layer.training import FusionDataset
+from fl_i2moe_layer.training.data import SplitData
 from fl_i2moe_layer.training.synthetic import SyntheticCueData
 
 
-def sampling_budget(data: FusionDataset, n_samples: int) -> int:
+def sampling_budget(data: SplitData, n_samples: int) -> int:
     """``n_samples`` raised to the SII estimator's minimum (3 F) for F players, with a logged
     warning so that the change is never silent."""
     from captum_interactions.estimators.size_plan import min_sampling_budget
 
-    needed = min_sampling_budget(sum(int(x.shape[1]) for x in data.inputs))
+    needed = min_sampling_budget(sum(data.lengths))
     if n_samples < needed:
         logger.warning("n_samples=%d is below the SII estimator's minimum for these inputs; "
                        "using %d (3 rows per token).", n_samples, needed)

@@ -114,8 +114,7 @@ def explain_split(model: ProjectedFusion, split: Split, out: str | os.PathLike[s
 
     explainer = ExpertExplainer(model)
     names = explainer._components(components)
-    # the budget depends only on the token counts: one example tells
-    n_samples = sampling_budget(in_memory(split.subset([0])), n_samples)
+    n_samples = sampling_budget(split.data, n_samples)
     data: Any = split.data if limit is None else split.subset(
         list(range(min(limit, len(split))))).data
     device = next(model.parameters()).device

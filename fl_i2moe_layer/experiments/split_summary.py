@@ -139,11 +139,10 @@ def _figures(out: Path, summary: dict[str, Any]) -> dict[str, str]:
         ax.set_xticks(range(len(routing["experts"])), routing["experts"])
         ax.set_yticks(range(len(classes)),
                       [f"{c} (n={routing['by_label'][c]['count']})" for c in classes])
-        for (i, j), v in zip(torch.cartesian_prod(torch.arange(len(classes)),
-                                                  torch.arange(matrix.shape[1])).tolist(),
-                             matrix.flatten().tolist(), strict=True):
-            ax.text(j, i, f"{v:.2f}", ha="center", va="center",
-                    color="white" if v < 0.6 else "black", fontsize=8)
+        for i, row in enumerate(matrix.tolist()):
+            for j, v in enumerate(row):
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center",
+                        color="white" if v < 0.6 else "black", fontsize=8)
         fig.colorbar(image, ax=ax, label="mean routing weight")
         ax.set_title("routing weight by label")
         path = out / "routing_by_label.png"

@@ -135,19 +135,9 @@ def checkpoint_state(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def _header(path: str | os.PathLike[str]) -> dict[str, str]:
     """The metadata of a checkpoint of this package (header only)."""
-    from safetensors import safe_open
+    from fl_i2moe_layer.storage import read_metadata
 
-    from fl_i2moe_layer.storage import CorruptFileError
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {str(path)!r}.")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = dict(f.metadata() or {})
-    except Exception as error:  # SafetensorError, OSError
-        raise CorruptFileError(f"checkpoint {str(path)!r} cannot be read ({error}); it is "
-                               "truncated or not a file of this package.") from error
+    meta = read_metadata(path, what="checkpoint")
     if meta.get("format") != FORMAT:
         raise ValueError(f"{str(path)!r} is not an fl_i2moe_layer checkpoint.")
     return meta
