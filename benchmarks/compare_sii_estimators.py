@@ -30,10 +30,11 @@ from benchmarks.common import SHAPIQ_NAMES, relative_l2, upper_pairs
 from captum_interactions.testing import random_polynomial_game, train_tiny_fusion
 
 OURS = {  # label: attribute() options
-    "ours: paired + tied quadratic CV (default, F<=32)": {"control_variate": "quadratic"},
+    "ours: paired + sparse CV (default)": {"control_variate": "sparse"},
+    "ours: paired + tied quadratic CV": {"control_variate": "quadratic"},
     "ours: quadratic CV": {"control_variate": "quadratic", "paired": False},
     "ours: paired + linear CV": {"control_variate": "linear"},
-    "ours: linear CV (default, F>32)": {"control_variate": "linear", "paired": False},
+    "ours: linear CV": {"control_variate": "linear", "paired": False},
     "ours: no CV (stratified HT, SHAP-IQ-like)": {"control_variate": "none", "paired": False},
 }
 
@@ -46,11 +47,12 @@ def shapiq_labels() -> list[str]:
     return [f"shapiq {name}" for name in SHAPIQ_NAMES]
 
 
-def run_case(case: Case, budgets, seeds, rows) -> None:
+def run_case(case: Case, budgets, seeds, rows, only: str | None = None) -> None:
     exact = exact_sii(case)
     pairs = upper_pairs(case.pair_mask).cpu()
     errors: dict[tuple[str, int], list[float]] = defaultdict(list)
-    labels = list(OURS) + shapiq_labels()
+    labels = [label for label in list(OURS) + shapiq_labels()
+              if only is None or any(part in label for part in only.split(","))]
     for budget in budgets:
         for seed in seeds:
             for label in labels:
@@ -64,6 +66,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer budgets and seeds")
     parser.add_argument("--out", default=None, help="write the markdown table here")
+    parser.add_argument("--only", default=None,
+                        help="comma-separated substrings: run only the matching estimators")
     args = parser.parse_args()
     budgets = [256, 1024, 4096] if args.quick else [256, 512, 1024, 2048, 4096, 8192, 16384]
     seeds = range(2 if args.quick else 5)
@@ -73,12 +77,12 @@ def main() -> None:
     game = random_polynomial_game(16, n_pairs=20, n_triples=10, seed=0)
     run_case(Case("(a) polynomial game, n=16", game,
                   (torch.ones(1, 16, 1, dtype=torch.float64),), 16, "all",
-                  ~torch.eye(16, dtype=torch.bool)), budgets, seeds, rows)
+                  ~torch.eye(16, dtype=torch.bool)), budgets, seeds, rows, args.only)
 
     model, text, image = train_tiny_fusion(seed=0)
     run_case(Case("(b) trained fusion Transformer, 8+8 players", model.double(),
                   (text[:2].double(), image[:2].double()), 16, "cross", cross_mask(8, 8),
-                  kwargs={"target": 1}), budgets, seeds, rows)
+                  kwargs={"target": 1}), budgets, seeds, rows, args.only)
 
     header = "| case | estimator | " + " | ".join(str(b) for b in budgets) + " |"
     lines = [header, "|" + "---|" * (len(budgets) + 2)]

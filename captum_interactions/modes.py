@@ -17,10 +17,10 @@ RemovalMode = Literal["baseline", "presence"]
 Method = Literal["sampling", "exact"]
 #: The coalitions a Redundancy Gap averages over: the SII distribution, or the full input.
 Context = Literal["sampled", "full"]
-#: The surrogate subtracted by the SII sampler ("auto" picks by the number of players).
-ControlVariate = Literal["auto", "quadratic", "linear", "size", "none"]
+#: The surrogate subtracted by the SII sampler ("auto" picks by pairing and players).
+ControlVariate = Literal["auto", "sparse", "quadratic", "linear", "size", "none"]
 #: A surrogate once "auto" is resolved.
-Surrogate = Literal["quadratic", "linear", "size", "none"]
+Surrogate = Literal["sparse", "quadratic", "linear", "size", "none"]
 #: What ends an adaptive budget (``n_samples="auto"``): the standard errors of the requested
 #: pairs, or a stable top-k ranking of them.
 StopRule = Literal["stderr", "topk"]

@@ -85,15 +85,21 @@ def test_every_option_is_exact_when_the_budget_covers_all_coalitions(
     game = random_polynomial_game(7, n_triples=4, seed=1)
     x = torch.ones(2, 7, 1, dtype=torch.float64)
     sii = ShapleyInteractionIndex(game)
+    if control_variate == "sparse" and not paired:
+        with pytest.raises(ValueError, match="control_variate='sparse' needs paired=True"):
+            sii.attribute(x, pairs="all", n_samples=2**7, control_variate="sparse", paired=False)
+        return
     values, stderr = sii.attribute(x, pairs="all", n_samples=2**7, control_variate=control_variate,
                                    paired=paired, return_stderr=True)
     torch.testing.assert_close(values[1], game.sii(), atol=1e-9, rtol=0)
     assert torch.all(stderr == 0)
 
 
-@pytest.mark.parametrize("control_variate", ["quadratic", "linear", "none"])
+@pytest.mark.parametrize("control_variate", ["sparse", "quadratic", "linear", "none"])
 @pytest.mark.parametrize("paired", [True, False])
 def test_every_option_converges(control_variate: str, paired: bool) -> None:
+    if control_variate == "sparse" and not paired:
+        pytest.skip("the sparse surrogate needs paired=True")
     game = random_polynomial_game(10, n_pairs=10, n_triples=4, seed=2)
     x = torch.ones(1, 10, 1, dtype=torch.float64)
     truth = game.sii()

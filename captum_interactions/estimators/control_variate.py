@@ -164,13 +164,19 @@ class ReplicateRegression:
         if self.tied:
             coef = 2 * coef  # 2 T_k T_l - T_k - T_l carries the pair term twice
         psi[:, :, self.pairs[0], self.pairs[1]] = coef
-        psi = psi + psi.transpose(2, 3)
-        row = psi.sum(3)  # Σ_l ψ_il
-        total = coef.sum(2)  # Σ_{k<l} ψ_kl
-        touching = row.unsqueeze(3) + row.unsqueeze(2) - psi  # pairs meeting {i, j}
-        one_shared = touching - psi  # ... other than {i, j} itself
-        out = psi - one_shared / (n - 2)
-        if n > 3:
-            disjoint = total.view(r, b, 1, 1) - touching
-            out = out + 2 * disjoint / ((n - 2) * (n - 3))
-        return out / (n - 1)
+        return pair_term_sii(psi + psi.transpose(2, 3))
+
+
+def pair_term_sii(psi: Tensor) -> Tensor:
+    """SII on one interior size of the pair terms Σ_{k<l} ψ_kl T_k T_l: (..., n, n) from the
+    symmetric (..., n, n) coefficients ψ (zero diagonal); see the module docstring."""
+    n = psi.shape[-1]
+    row = psi.sum(-1)  # Σ_l ψ_il
+    total = row.sum(-1) / 2  # Σ_{k<l} ψ_kl
+    touching = row.unsqueeze(-1) + row.unsqueeze(-2) - psi  # pairs meeting {i, j}
+    one_shared = touching - psi  # ... other than {i, j} itself
+    out = psi - one_shared / (n - 2)
+    if n > 3:
+        disjoint = total[..., None, None] - touching
+        out = out + 2 * disjoint / ((n - 2) * (n - 3))
+    return out / (n - 1)

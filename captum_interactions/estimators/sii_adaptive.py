@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,6 +78,7 @@ from captum_interactions.estimators.size_plan import (
     plan_sizes,
     sii_size_weights,
 )
+from captum_interactions.estimators.surrogates import fit_surrogate
 from captum_interactions.modes import ControlVariate, Method, StderrScale, StopRule, Surrogate
 from captum_interactions.perturbation.game import ModelGame
 from captum_interactions.validation import (
@@ -340,6 +341,7 @@ def estimate_sii_adaptive(
     seed: int,
     control_variate: ControlVariate = "auto",
     paired: bool = True,
+    shrinkage: bool = False,
     n_replicates: int = N_REPLICATES,
 ) -> PairEstimate:
     """SII of every pair, drawing blocks of rows until ``options``' rule holds for every
@@ -351,6 +353,7 @@ def estimate_sii_adaptive(
         seed: seed of the sampled coalitions.
         control_variate: the surrogate subtracted before sampling.
         paired: sample each coalition together with its complement.
+        shrinkage: shrink the correction towards the surrogate (see :func:`.estimate_sii`).
         n_replicates: independent replicates (cross-fitting and standard errors).
 
     Returns:
@@ -359,7 +362,7 @@ def estimate_sii_adaptive(
     n, batch, device = game.n_players, game.n_examples, game.device
     pair_index = game.pair_index
     first = check_adaptive_game(options, n, int(pair_index.shape[0]))
-    mode = resolve_control_variate(control_variate, n)
+    mode = resolve_control_variate(control_variate, n, paired=paired)
     plan = plan_sizes(n, first, paired=paired)
     rpu = plan.rows_per_unit
     max_units = (options.max_samples - plan.n_enumerated) // rpu if plan.counts.numel() else 0
@@ -396,7 +399,7 @@ def estimate_sii_adaptive(
                     parts.append(chunk.values.view(chunk.stop - chunk.start, rpu, batch))
                 stored = torch.cat(parts)
             estimate = _estimate_prefix(design, stored, exact, enumerated, h, mode,
-                                        n_replicates)
+                                        n_replicates, shrinkage)
             met, max_stderr, separation, top = _rule(estimate, pair_index, options,
                                                      previous_top)
             previous_top = top
@@ -466,7 +469,7 @@ def _rule(estimate: PairEstimate, pair_index: Tensor, options: AdaptiveOptions,
 
 def _estimate_prefix(design: GrowingDesign, stored: Tensor, exact: Tensor,
                      enumerated: MainEffectSums, h: Tensor, mode: Surrogate,
-                     n_replicates: int) -> PairEstimate:
+                     n_replicates: int, shrinkage: bool) -> PairEstimate:
     """The estimator of :func:`.sii_sampling.estimate_sii` on the first ``len(stored)`` units
     of ``design`` (their row values ``stored``: (U, rows per unit, B)), without any model
     call. Units are visited grouped by replicate, in fixed blocks, so the result does not
@@ -491,7 +494,15 @@ def _estimate_prefix(design: GrowingDesign, stored: Tensor, exact: Tensor,
     main = MainEffectSums(n, batch, n_replicates, device)
     main.exact, main.empty, main.full = enumerated.exact, enumerated.empty, enumerated.full
 
-    regression = ReplicateRegression(n_replicates, n, batch, device, mode, tied=design.paired)
+    streamed = mode if mode != "sparse" else "none"  # the sparse fit makes its own passes
+    regression = ReplicateRegression(n_replicates, n, batch, device, streamed,
+                                     tied=design.paired)
+
+    def blocks() -> Iterator[tuple[Tensor, Tensor, Tensor, Tensor]]:
+        for start in range(0, n_units, BLOCK_ROWS):
+            ids = order[start : start + BLOCK_ROWS]
+            yield reps[ids], sizes[ids], design.units(ids), stored[ids].sum(1)
+
     for start in range(0, n_units, BLOCK_ROWS):
         ids = order[start : start + BLOCK_ROWS]
         first = design.units(ids)
@@ -500,16 +511,17 @@ def _estimate_prefix(design: GrowingDesign, stored: Tensor, exact: Tensor,
         rows = first if rpu == 1 else torch.stack([first, ~first], dim=1).flatten(0, 1)
         main.add_sampled(rows, values.reshape(-1, batch), reps[ids].repeat_interleave(rpu),
                          row_scale_k[rows.sum(1)])
-    intercept, slopes = regression.fit()
-    surrogate_sii = regression.sii_per_size(slopes)
-    if surrogate_sii is not None:  # the surrogate's SII on each sampled size, as in estimate_sii
-        surrogate_sii = surrogate_sii * float((counts / rows_rep).sum())
-    sums = _ReplicateSums(exact, n_replicates, surrogate_sii)
+    # The surrogate's SII on each sampled size, as in estimate_sii.
+    size_weight = torch.zeros(n + 1, dtype=torch.float64, device=device)
+    size_weight[design.sampled] = counts / rows_rep.clamp_min(1.0)
+    surrogate = fit_surrogate(regression, mode, blocks, n_units=n_units,
+                              size_weight=size_weight)
+    sums = _ReplicateSums(exact, n_replicates, surrogate.replicate_sii, shrinkage=shrinkage)
     for start in range(0, n_units, BLOCK_ROWS):
         ids = order[start : start + BLOCK_ROWS]
         first = design.units(ids)
         rep, size = reps[ids], sizes[ids]
-        residual = stored[ids].sum(1) - regression.fitted(intercept, slopes, rep, size, first)
+        residual = stored[ids].sum(1) - surrogate.fitted(rep, size, first)
         uniq, lengths = torch.unique_consecutive(rep, return_counts=True)
         offset = 0
         for r, length in zip(uniq.tolist(), lengths.tolist(), strict=True):

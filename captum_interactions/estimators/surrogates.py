@@ -1,0 +1,69 @@
+"""One interface over the fitted control variates of the SII sampler.
+
+The sampler needs two things from a fitted surrogate: its value g_r(T) on replicate r's units
+(to form residuals) and its SII on the sampled sizes, for each replicate r (added back to that
+replicate's estimate). :class:`FittedSurrogate` is that interface; :func:`fit_surrogate` fits
+either the streamed regressions of :mod:`.control_variate` or the screened surrogate of
+:mod:`.screened`, which makes its own passes over the units.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from torch import Tensor
+
+from captum_interactions.estimators.control_variate import ReplicateRegression
+from captum_interactions.estimators.screened import Blocks, fit_screened
+from captum_interactions.modes import Surrogate
+
+
+class FittedSurrogate(Protocol):
+    def fitted(self, replicate: Tensor, size: Tensor, present: Tensor) -> Tensor:
+        """g_r(T) of rows grouped by replicate: (rows, B)."""
+        ...
+
+    def replicate_sii(self, rep: int) -> Tensor | None:
+        """SII of g_rep over the sampled sizes: (B, n, n), or None where it is 0."""
+        ...
+
+
+@dataclass
+class RegressionFit:
+    """A :class:`ReplicateRegression` after its leave-one-replicate-out fit."""
+
+    regression: ReplicateRegression
+    intercept: Tensor
+    slopes: Tensor
+    sii: Tensor | None  # (R, B, n, n), already scaled by the share of sampled sizes
+
+    def fitted(self, replicate: Tensor, size: Tensor, present: Tensor) -> Tensor:
+        return self.regression.fitted(self.intercept, self.slopes, replicate, size, present)
+
+    def replicate_sii(self, rep: int) -> Tensor | None:
+        return None if self.sii is None else self.sii[rep]
+
+
+def fit_surrogate(regression: ReplicateRegression, mode: Surrogate, blocks: Blocks, *,
+                  n_units: int, size_weight: Tensor) -> FittedSurrogate:
+    """Fit the surrogate ``mode``.
+
+    Args:
+        regression: the streamed statistics (for every mode but ``"sparse"``).
+        mode: the surrogate.
+        blocks: the sampled units grouped by replicate (read only by ``"sparse"``).
+        n_units: sampled units in all.
+        size_weight: (n + 1,) ω_t, what a unit of sampled size t stands for (1, or 1/2 for a
+            paired middle size n/2; 0 where not sampled).
+    """
+    if mode == "sparse":
+        return fit_screened(blocks, n_players=regression.n_players,
+                            n_replicates=regression.n_replicates, batch=regression.batch_size,
+                            n_units=n_units, size_weight=size_weight,
+                            device=regression.count.device)
+    intercept, slopes = regression.fit()
+    sii = regression.sii_per_size(slopes)
+    # Pair terms have the same SII on every interior size.
+    share = float(size_weight.sum())
+    return RegressionFit(regression, intercept, slopes, None if sii is None else sii * share)
