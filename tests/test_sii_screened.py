@@ -140,7 +140,7 @@ def test_screening_finds_planted_pairs_among_many_players() -> None:
 
 def test_terms_are_bounded_by_data_and_cap() -> None:
     pairs, sets = kept_terms(64, 100)
-    assert pairs + sets == 25 and sets == 0  # a quarter of the fitted units, no room for sets
+    assert pairs + sets == 33 and sets == 0  # a third of the fitted units, no room for sets
     pairs, sets = kept_terms(64, 10**6)
     assert pairs + sets == MAX_TERMS and sets == 16  # C(6, 4) + C(6, 6)
     assert kept_terms(6, 10**6) == (15, 0)  # every pair of 6 players, no sets below 8

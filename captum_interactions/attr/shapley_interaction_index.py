@@ -234,7 +234,7 @@ class ShapleyInteractionIndex(PairAttribution):
                 ``"quadratic"``, ``"linear"``, ``"size"`` or ``"none"``: the surrogate
                 subtracted before sampling. ``"sparse"`` (what ``"auto"`` picks with
                 ``paired=True``): screened pair terms plus 4- and 6-way terms of the leading
-                players, at most a quarter as many as the units that fit them; without
+                players, at most a third as many as the units that fit them; without
                 pairing ``"auto"`` is quadratic up to 32 players, linear above. See
                 ``docs/estimators.md``.
             paired (bool, optional): sample each coalition with its complement. Default: True.

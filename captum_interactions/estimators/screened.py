@@ -19,7 +19,7 @@ contribute 0; a pair term contributes that of ψ_kl = 2β_kl on every interior s
 (:func:`.control_variate.pair_term_sii`); a term χ_A with |A| = d contributes, to a pair
 {i, j} meeting A in a players, γ_a(d) = Σ_t ω_t c_a(d, t) / (n - 1), where ω_t is the
 share of sampled size t (:func:`term_sii_weights`). K is at most :data:`MAX_TERMS` and at
-most a quarter of the units the fit sees (:data:`UNITS_PER_TERM`), so the fit never has more
+most a third of the units the fit sees (:data:`UNITS_PER_TERM`), so the fit never has more
 coefficients than its data support; memory is O(K²) per replicate, whatever F and the
 budget are.
 
@@ -52,7 +52,7 @@ from captum_interactions.estimators.control_variate import pair_index, pair_term
 N_FOLDS = 2
 #: Fitted units per surrogate coefficient, at least: below it the replicate spread
 #: understates the error (docs/estimators.md, "Are the standard errors honest?").
-UNITS_PER_TERM = 4
+UNITS_PER_TERM = 3
 #: Terms the surrogate keeps at most (Gram matrices of K² per replicate).
 MAX_TERMS = 1024
 #: Leading players whose even subsets of size 4 and 6 join the surrogate.
@@ -158,7 +158,7 @@ def higher_order_terms(n: int) -> int:
 def kept_terms(n: int, fit_units: int, max_terms: int = MAX_TERMS) -> tuple[int, int]:
     """(K_p, Q): the pair terms and higher-order terms a replicate's surrogate keeps with
     ``fit_units`` units to fit on. Higher-order terms join once K is at least 4 Q."""
-    k = max(0, min(max_terms, fit_units // UNITS_PER_TERM))
+    k = max(0, min(max_terms, int(fit_units // UNITS_PER_TERM)))
     q = higher_order_terms(n)
     if k < 4 * q:
         q = 0
