@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck audit compare bench bench-quick device-wheels clean
+.PHONY: demo test lint typecheck audit compare compare-large bench bench-quick device-wheels clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,20 @@ bench: $(STAMP)
 	    || { echo "benchmarks/test_$$m.py FAILED (its finished records are kept)"; status=1; }; \
 	done; \
 	$(PY) benchmarks/report.py && exit $$status
+
+# Issue 11's comparison alone: 64-1024 players, ours against shapiq's SPEX, ProxySPEX and the
+# other approximators, CPU, one thread (torch, BLAS and OpenMP), one seed; records appended to
+# benchmarks/results/cpu.jsonl, tables written to benchmarks/results/large_players.md. Several
+# hours on 2 cores; select with -k on the test ids (n<players>, b<budget>), e.g.
+# make compare-large BENCH_ARGS='-k "n81 and b2048"'. BENCH_CAP_SCALE=4 lets shapiq run 4x
+# longer; BENCH_REFERENCE_ROWS sets the Transformers' reference rows (default 262144).
+compare-large: $(STAMP)
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -q \
+	  -p no:cacheprovider benchmarks/test_large_players.py --device cpu --threads 1 \
+	  --benchmark-json benchmarks/results/pytest-benchmark-large_players.json $(BENCH_ARGS); \
+	status=$$?; \
+	$(PY) benchmarks/report.py --section large --out benchmarks/results/large_players.md \
+	  && exit $$status
 
 # Smoke run of every benchmark (tiny sizes, no timing asserted); part of `make test`.
 bench-quick: $(STAMP)

@@ -4,21 +4,25 @@
 form), (b) a small trained fusion Transformer with 8 + 8 players (exact SII by enumerating
 2^16 coalitions), (c) FL-I2MoE trained on the planted text + image data, its 10 tokens and 49
 patches grouped into 8 + 8 players (exact by enumeration), and (d) trained fusion
-Transformers and polynomial games with 64-256 players, where only the game has an exact SII.
+Transformers and polynomial games with 64-1024 players, where only the game has an exact SII.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from benchmarks.common import run_shapiq, upper_pairs
+from benchmarks.common import CountingModel, TimedGame, run_shapiq, upper_pairs
 from captum_interactions import ShapleyInteractionIndex
 from captum_interactions.perturbation import model_game
-from captum_interactions.testing import random_polynomial_game, train_tiny_fusion
+from captum_interactions.testing import (
+    random_polynomial_game,
+    train_tiny_fusion,
+)
 
 
 @dataclass
@@ -54,22 +58,49 @@ class Case:
         return tuple(x[b : b + 1] for x in self.inputs), kwargs
 
 
+@dataclass
+class Timing:
+    """Where an :func:`estimate` call spent its time: ``model_seconds`` inside the model's
+    forwards and ``model_rows`` rows they evaluated (all examples); for shapiq also
+    ``game_seconds`` and ``game_rows`` inside its game callable (our perturbation engine and the
+    model), summed over the examples."""
+
+    model_seconds: float = 0.0
+    model_rows: int = 0
+    game_seconds: float = 0.0
+    game_rows: int = 0
+
+
 def estimate(case: Case, estimator: str, budget: int, seed: int,
-             ours: dict[str, dict[str, Any]]) -> list[Tensor]:
+             ours: dict[str, dict[str, Any]], timing: Timing | None = None) -> list[Tensor]:
     """One (n, n) float64 CPU estimate per example: this project's estimator with the options
     ``ours[estimator]``, or shapiq's ``"shapiq <name>"`` through the same perturbation engine
-    and chunk size."""
+    and chunk size. With ``timing``, the model is wrapped to time its forwards (and shapiq's
+    game callable to time the game) and the totals are added to ``timing``."""
+    model = case.model
+    counting = None
+    if timing is not None:
+        counting = CountingModel(case.model, case.inputs[0].device)
+        model = counting
     if estimator in ours:
-        out = case.attribute(budget, seed, perturbations_per_eval=1024, **ours[estimator])
-        return list(out.double().cpu())
-    name = estimator.removeprefix("shapiq ")
-    pairs = upper_pairs(case.pair_mask).cpu()
-    out = []
-    for b in range(case.inputs[0].shape[0]):
-        inputs, kwargs = case.example(b)
-        game = model_game(case.model, inputs, perturbations_per_eval=1024,
-                          **kwargs).as_shapiq_game()
-        out.append(run_shapiq(name, game, case.n_players, budget, seed, pairs))
+        run = dataclasses.replace(case, model=model)
+        out = list(run.attribute(budget, seed, perturbations_per_eval=1024,
+                                 **ours[estimator]).double().cpu())
+    else:
+        name = estimator.removeprefix("shapiq ")
+        pairs = upper_pairs(case.pair_mask).cpu()
+        out = []
+        for b in range(case.inputs[0].shape[0]):
+            inputs, kwargs = case.example(b)
+            game = TimedGame(model_game(model, inputs, perturbations_per_eval=1024,
+                                        **kwargs).as_shapiq_game())
+            out.append(run_shapiq(name, game, case.n_players, budget, seed, pairs))
+            if timing is not None:
+                timing.game_seconds += game.seconds
+                timing.game_rows += game.rows
+    if timing is not None and counting is not None:
+        timing.model_seconds += counting.seconds
+        timing.model_rows += counting.rows
     return out
 
 
@@ -89,27 +120,35 @@ def exact_sii(case: Case) -> Tensor:
 
 
 def polynomial_case(n: int, device: torch.device, *, n_pairs: int = 20, n_triples: int = 10,
-                    seed: int = 0) -> Case:
-    game = random_polynomial_game(n, n_pairs=n_pairs, n_triples=n_triples, seed=seed)
+                    seed: int = 0, n_main: int | None = None) -> Case:
+    """``n_main``: players with a main effect (None: all of them)."""
+    game = random_polynomial_game(n, n_pairs=n_pairs, n_triples=n_triples, seed=seed,
+                                  n_main=n_main)
     case = Case(f"(a) polynomial game, {n} players", game.to(device),
                 (torch.ones(1, n, 1, dtype=torch.float64, device=device),), n, "all",
                 ~torch.eye(n, dtype=torch.bool, device=device))
     case.exact = game.sii().unsqueeze(0).to(device)
-    case.note = f"main effects + {n_pairs} pairwise + {n_triples} three-way terms, all pairs"
+    mains = "main effects" if n_main is None else f"{n_main} main effects"
+    case.note = f"{mains} + {n_pairs} pairwise + {n_triples} three-way terms, all pairs"
     return case
 
 
 def fusion_case(n_text: int, n_image: int, device: torch.device, *, examples: int,
-                steps: int = 400, seed: int = 0) -> Case:
-    """A TinyFusionTransformer trained on its planted task: label = (text 0 AND image 0) OR c,
-    with c carried by both text 1 and image 1. Target = logit of class 1."""
+                steps: int = 400, seed: int = 0, hidden: int = 16,
+                dtype: torch.dtype = torch.float64, lr: float | None = None) -> Case:
+    """A TinyFusionTransformer (``hidden`` wide) trained on its planted task: label =
+    (text 0 AND image 0) OR c, with c carried by both text 1 and image 1. Target = logit of
+    class 1; explained in ``dtype``. ``lr``: Adam's learning rate (None: that of
+    ``train_tiny_fusion``)."""
     model, text, image = train_tiny_fusion(seed=seed, steps=steps, n_text=n_text,
-                                           n_image=n_image)
-    model = model.double().to(device)
+                                           n_image=n_image, hidden=hidden,
+                                           lr=3e-3 if lr is None else lr)
+    model = model.to(device=device, dtype=dtype)
     # Positive examples of the synergy rule first: the planted pair (0, n_text) is active there.
     positive = (text[:, 0, 0] > 0) & (image[:, 0, 0] > 0)
     order = torch.argsort(positive.int(), descending=True, stable=True)[:examples]
-    inputs = (text[order].double().to(device), image[order].double().to(device))
+    inputs = (text[order].to(device=device, dtype=dtype),
+              image[order].to(device=device, dtype=dtype))
     n = n_text + n_image
     name = (f"(b) trained fusion Transformer, {n_text}+{n_image} players" if n <= 20 else
             f"(d) trained fusion Transformer, {n_text}+{n_image} players")

@@ -3,6 +3,8 @@ models, shapiq games, error measures."""
 
 from __future__ import annotations
 
+import functools
+import os
 import statistics
 import time
 import warnings
@@ -22,6 +24,12 @@ SHAPIQ_NAMES = (
     "KernelSHAPIQ",
     "InconsistentKernelSHAPIQ",
 )
+#: shapiq's sparse (Fourier / Möbius) approximators: they return only the interactions they
+#: detect; a pair missing from their output is read as 0. ProxySPEX needs ``lightgbm``.
+SPARSE_NAMES = ("SPEX", "ProxySPEX")
+#: The approximators of the 64-1024 player benchmark (the sparse ones first).
+LARGE_SHAPIQ_NAMES = (*SPARSE_NAMES, "KernelSHAPIQ", "InconsistentKernelSHAPIQ",
+                      "PermutationSamplingSII", "SHAPIQ", "SVARMIQ")
 
 
 # Cap on budget x n(n+1)/2 (interactions up to order 2) per shapiq approximator, so that one run
@@ -31,16 +39,56 @@ SHAPIQ_NAMES = (
 # InconsistentKernelSHAPIQ 31 s (their least-squares solves grow faster than the product).
 MAX_WORK = {"SVARMIQ": 1.2e6, "SHAPIQ": 3.5e7, "PermutationSamplingSII": 5e7,
             "KernelSHAPIQ": 9e6, "InconsistentKernelSHAPIQ": 9e6}
+# The sparse approximators build no n(n+1)/2 design; their costs, on the same CPU (one thread,
+# shared with another job), planted polynomial games:
+# * ProxySPEX (a 5-fold grid search over 8 LightGBM settings on the budget's coalitions, then a
+#   ridge refit) grows with budget x players, sublinearly: 64 players 25 s at 2048 rows and 53 s
+#   at 8192, 256 players 49 s at 2048 -> cap 8.4e6 = 256 x 32768 (about 4 min). At 1024 players
+#   shapiq's coalition sampler overflows (binomial weights) and raises at once.
+# * SPEX (BCH-coded Fourier subsampling, soft chase decoding in galois) grows with the rows, and
+#   hardly with the players: at 2048 rows 64 players ~110 s, 256 players 21 s (1104 rows used),
+#   1024 players 93-109 s (1344 rows used); 64 and 256 players at 8192 rows did not finish within
+#   3 min -> budget cap 2048. The first decode of each code length also compiles galois' numba
+#   kernels (25-60 s), done untimed by :func:`warm_up_shapiq`.
+MAX_PLAYER_ROWS = {"ProxySPEX": 8.4e6}
+MAX_BUDGET = {"SPEX": 2048}
+#: ``BENCH_CAP_SCALE=4`` multiplies every cap by 4 (an idle machine, a longer run).
+CAP_SCALE_ENV = "BENCH_CAP_SCALE"
 
 
 def shapiq_skip_reason(name: str, n_players: int, budget: int, *, scale: float = 1.0) -> str:
     """Why shapiq's ``name`` is not run at this size ('' when it is); ``scale`` shrinks the
-    caps (smoke runs)."""
+    caps (smoke runs); the environment's ``BENCH_CAP_SCALE`` multiplies them."""
+    scale *= float(os.environ.get(CAP_SCALE_ENV, "1"))
     work = budget * n_players * (n_players + 1) / 2
     cap = MAX_WORK.get(name, float("inf")) * scale
     if work > cap:
         return f"skipped: budget x interactions = {work:.2g} > {cap:.2g} (minutes per run)"
+    work = budget * n_players
+    cap = MAX_PLAYER_ROWS.get(name, float("inf")) * scale
+    if work > cap:
+        return f"skipped: budget x players = {work:.2g} > {cap:.2g} (minutes per run)"
+    cap = MAX_BUDGET.get(name, float("inf")) * scale
+    if budget > cap:
+        return f"skipped: budget {budget} > {cap:.0f} (minutes per run)"
     return ""
+
+
+@functools.cache
+def warm_up_shapiq(name: str, n_players: int) -> float:
+    """One-off work of ``name``'s first run at this many players, done outside the timed call
+    (seconds it took): SPEX compiles galois' numba kernels for the BCH code of its length on the
+    first decode (25-60 s per code length on this suite's CPU)."""
+    start = time.perf_counter()
+    if name == "SPEX":
+        from sparse_transform.qsft.codes.BCH import BCH
+
+        code = BCH(n_players, 5)  # SPEX's default degree parameter t = 5
+        parity = np.random.default_rng(0).standard_normal(code.n - code.k)
+        code.parity_decode_2chase_t2_max_likelihood(list(parity))
+    elif name == "ProxySPEX":
+        import lightgbm  # noqa: F401
+    return time.perf_counter() - start
 
 
 def shapiq_class(name: str) -> Any:
@@ -149,19 +197,46 @@ def token_mask(inputs: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
 
 def run_shapiq(name: str, game: Callable[[np.ndarray], np.ndarray], n_players: int,
                budget: int, seed: int, pairs: Tensor) -> Tensor:
-    """shapiq's SII estimate of ``pairs`` ((P, 2) long) as a (n, n) symmetric float64 matrix."""
+    """shapiq's SII estimate of ``pairs`` ((P, 2) long) as a (n, n) symmetric float64 matrix.
+
+    The sparse approximators (SPEX, ProxySPEX) list only the interactions they detect (keys of
+    numpy ints): a requested pair missing from ``interaction_lookup`` is 0."""
     approximator = shapiq_class(name)(n=n_players, max_order=2, index="SII", random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         values = approximator.approximate(budget=budget, game=game)
-    estimate = torch.zeros(n_players, n_players, dtype=torch.float64)
-    lookup = values.interaction_lookup
     raw = np.asarray(values.values, dtype=np.float64)
-    flat = [raw[lookup[(i, j)]] if (i, j) in lookup else 0.0 for i, j in pairs.tolist()]
-    v = torch.tensor(flat, dtype=torch.float64)
+    found = [(int(key[0]), int(key[1]), position)
+             for key, position in values.interaction_lookup.items() if len(key) == 2]
+    full = torch.zeros(n_players, n_players, dtype=torch.float64)
+    if found:
+        i, j, position = (list(column) for column in zip(*found, strict=True))
+        v = torch.as_tensor(raw[position], dtype=torch.float64)
+        full[i, j] = v
+        full[j, i] = v
+    estimate = torch.zeros(n_players, n_players, dtype=torch.float64)
+    v = full[pairs[:, 0], pairs[:, 1]]
     estimate[pairs[:, 0], pairs[:, 1]] = v
     estimate[pairs[:, 1], pairs[:, 0]] = v
     return estimate
+
+
+class TimedGame:
+    """Wraps shapiq's game callable: the rows it evaluated and the seconds spent inside it (our
+    perturbation engine and the model), to split a shapiq call into its own work and the
+    game's."""
+
+    def __init__(self, game: Callable[[np.ndarray], np.ndarray]) -> None:
+        self.game = game
+        self.rows = 0
+        self.seconds = 0.0
+
+    def __call__(self, coalitions: np.ndarray) -> np.ndarray:
+        start = time.perf_counter()
+        out = self.game(coalitions)
+        self.seconds += time.perf_counter() - start
+        self.rows += len(coalitions)
+        return out
 
 
 def upper_pairs(mask: Tensor) -> Tensor:

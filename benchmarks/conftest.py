@@ -48,8 +48,11 @@ def param_id(value: Any) -> str:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """A module's ``SIZES = {"argname": (full values, quick values[, CUDA values])}``
     parametrises that argument with the set that fits the run (the optional third set replaces
-    the full one on a GPU, where larger sizes take minutes rather than hours)."""
+    the full one on a GPU, where larger sizes take minutes rather than hours). A module's
+    ``SIZE_IDS = {"argname": "prefix"}`` prefixes that argument's test ids (``n81``, ``b8192``:
+    ``-k "n81 and b2048"`` selects without matching 8192)."""
     sizes = getattr(metafunc.module, "SIZES", {})
+    prefixes = getattr(metafunc.module, "SIZE_IDS", {})
     quick_run = is_quick(metafunc.config)
     on_cuda = resolve_device(metafunc.config).type == "cuda"
     for name, values in sizes.items():
@@ -58,7 +61,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             if on_cuda and len(values) > 2:
                 full = values[2]
             chosen = small if quick_run else full
-            metafunc.parametrize(name, chosen, ids=[param_id(v) for v in chosen])
+            prefix = prefixes.get(name, "")
+            metafunc.parametrize(name, chosen, ids=[prefix + param_id(v) for v in chosen])
 
 
 @pytest.fixture(scope="session")
@@ -82,6 +86,15 @@ def device(request: pytest.FixtureRequest) -> torch.device:
     if threads:
         torch.set_num_threads(threads)
     return resolved
+
+
+@pytest.fixture(autouse=True)
+def pinned_threads(request: pytest.FixtureRequest) -> None:
+    """Re-apply ``--threads`` before every benchmark: a library imported by an earlier one
+    (shapiq's SPEX dependencies) can reset torch's thread count."""
+    threads = request.config.getoption("--threads")
+    if threads:
+        torch.set_num_threads(threads)
 
 
 def device_label(device: torch.device) -> str:

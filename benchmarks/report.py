@@ -86,31 +86,88 @@ def accuracy_section(records: list[Record]) -> list[str]:
     return out
 
 
+def large_cell(r: Record) -> str:
+    """rel L2 (p@10[, p@20][, hit@1]); ``skip`` / ``fail`` for runs that did not finish."""
+    if "error" in r:
+        return "skip" if r["error"].startswith("skipped") else "fail"
+    rel = r["rel_l2"] if "rel_l2" in r else r["rel_l2_to_reference"]
+    ranks = [fmt(r.get("precision_at_10"), ".1f")]
+    if "precision_at_20" in r:
+        ranks.append(fmt(r["precision_at_20"], ".2f"))
+    if "rel_l2" not in r:
+        ranks.append(fmt(r.get("hit_at_1"), ".2g"))
+    return f"{rel:.3g} ({', '.join(ranks)})"
+
+
+def cost_cell(r: Record) -> str:
+    """own s / forward s, peak MiB of one call (records with the time split)."""
+    if "error" in r:
+        return "skip" if r["error"].startswith("skipped") else "fail"
+    if "own_seconds" not in r:
+        return "—"
+    cell = f"{r['own_seconds']:.3g} / {r['forward_seconds']:.3g}"
+    if r.get("peak_rss_mib") is not None:
+        cell += f", {r['peak_rss_mib']:.0f}"
+    return cell
+
+
+def reference_check(recs: list[Record]) -> str:
+    """Whether the reference's relative stderr is at most a third of every error compared."""
+    rel_se = next((r["reference_rel_stderr"] for r in recs if "reference_rel_stderr" in r), None)
+    errors = [(r["rel_l2_to_reference"], r["estimator"], r["budget"]) for r in recs
+              if "rel_l2_to_reference" in r]
+    if rel_se is None or not errors:
+        return ""
+    smallest, estimator, budget = min(errors)
+    if rel_se <= smallest / 3:
+        return (f"Reference relative stderr {rel_se:.3g} ≤ 1/3 of every error compared "
+                f"(smallest: {smallest:.3g}, {estimator} at {budget}): yes.")
+    below = sum(e < 3 * rel_se for e, _, _ in errors)
+    return (f"Reference relative stderr {rel_se:.3g} ≤ 1/3 of every error compared: **no** — "
+            f"{below} of {len(errors)} errors are below 3 × {rel_se:.3g} (smallest: "
+            f"{smallest:.3g}, {estimator} at {budget}); those are bounded by the reference's "
+            "own noise.")
+
+
 def large_section(records: list[Record]) -> list[str]:
     recs = by(records, section="large")
     if not recs:
         return []
-    out = ["## 64-256 players", "",
+    if any(r.get("schema", 1) >= 2 for r in recs):  # a run of the 64-1024 layout: drop older
+        recs = [r for r in recs if r.get("schema", 1) >= 2]
+    players = sorted({r["players"] for r in recs})
+    out = [f"## {players[0]}-{players[-1]} players", "",
            "Polynomial games: relative L2 against the closed-form SII and, in brackets, "
-           "precision@10 of the largest-|SII| pairs against the planted pairs. Trained "
-           "Transformers: relative L2 against a long-run reference and, in brackets, hit@1 "
-           "of the planted synergy pair. One seed; `skip` = not run (cost cap), `fail` = "
-           "shapiq raised (message in the records).", ""]
+           "precision@10 and @20 of the largest-|SII| pairs against the pairs with a non-zero "
+           "exact SII. Trained Transformers: relative L2 against a long-run reference and, in "
+           "brackets, precision@10 and @20 against the reference's largest-|SII| pairs and "
+           "hit@1 of the planted synergy pair. One seed; `skip` = not run (cost cap), `fail` "
+           "= the estimator raised (message in the records).", ""]
+    timed = any("own_seconds" in r for r in recs)
+    if timed:
+        out += ["Cost tables: the estimator's own seconds / seconds inside the model's "
+                "forwards, and the call's peak extra resident memory in MiB (in-process "
+                "high-water mark; a lower bound). Own = wall − forwards for this project's "
+                "estimator (its masking counts as its own), wall − time inside the game "
+                "callable for shapiq's. Threads: "
+                + ", ".join(str(t) for t in sorted({r.get("threads") for r in recs
+                                                     if r.get("threads") is not None}))
+                + ".", ""]
     for case in dict.fromkeys(r["case"] for r in recs):
         sub = by(recs, case=case)
-
-        def cell(r: Record) -> str:
-            if "error" in r:
-                return "skip" if r["error"].startswith("skipped") else "fail"
-            if "rel_l2" in r:
-                return f"{r['rel_l2']:.3g} ({r['precision_at_10']:.1f})"
-            return f"{r['rel_l2_to_reference']:.3g} ({r['hit_at_1']:.1f})"
-
-        rows, budgets, cells = grid(sub, "estimator", "budget", cell)
+        rows, budgets, cells = grid(sub, "estimator", "budget", large_cell)
         out += [f"### {case}", "", f"{sub[0]['case_note']}.", ""]
+        check = reference_check(sub)
+        if check:
+            out += [check, ""]
         out.append(table(["estimator", *map(str, budgets)],
                          ([e, *(cells.get((e, b), "—") for b in budgets)] for e in rows)))
         out.append("")
+        if any("own_seconds" in r for r in sub):
+            rows, budgets, cells = grid(sub, "estimator", "budget", cost_cell)
+            out.append(table(["own s / forward s, peak MiB", *map(str, budgets)],
+                             ([e, *(cells.get((e, b), "—") for b in budgets)] for e in rows)))
+            out.append("")
     return out
 
 
@@ -218,15 +275,36 @@ def render(records: list[Record]) -> str:
     return "\n".join(parts).rstrip() + "\n"
 
 
+SECTIONS: dict[str, Callable[[list[Record]], list[str]]] = {
+    "accuracy": accuracy_section, "large": large_section, "throughput": throughput_section,
+    "memory": memory_section, "kernels": kernels_section}
+
+
+def render_section(records: list[Record], section: str) -> str:
+    """One section's tables per device (no headline, no analysis)."""
+    parts: list[str] = []
+    for device in sorted({r["device"] for r in records}):
+        body = SECTIONS[section]([r for r in records if r["device"] == device])
+        if body:
+            parts += [f"# Figures on `{device}`", "", *body]
+    if not parts:
+        raise SystemExit(f"no {section!r} records: run its benchmark first.")
+    return "\n".join(parts).rstrip() + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", default=str(HERE / "results"))
     parser.add_argument("--out", default=str(HERE.parent / "docs" / "benchmarks.md"))
+    parser.add_argument("--section", choices=sorted(SECTIONS), default=None,
+                        help="write only this section's tables (e.g. large: `make "
+                             "compare-large`). Default: the whole report")
     args = parser.parse_args()
     records = load(Path(args.results))
     if not records:
         raise SystemExit(f"no benchmark records in {args.results}: run `make bench` first.")
-    Path(args.out).write_text(render(records))
+    text = render(records) if args.section is None else render_section(records, args.section)
+    Path(args.out).write_text(text)
     print(f"wrote {args.out} from {len(records)} records")
 
 

@@ -55,11 +55,17 @@ class PolynomialGame(nn.Module):
 
     def sii(self) -> Tensor:
         """Exact SII (n, n) from the Möbius coefficients."""
-        out = torch.zeros(self.n_players, self.n_players, dtype=torch.float64)
-        for key, value in self.terms.items():
+        rows: list[int] = []
+        cols: list[int] = []
+        weights: list[float] = []
+        for key, value in self.terms.items():  # O(terms · order²), not O(n²) Python work
             for i, j in itertools.combinations(key, 2):
-                out[i, j] += value / (len(key) - 1)
-                out[j, i] += value / (len(key) - 1)
+                rows += [i, j]
+                cols += [j, i]
+                weights += [value / (len(key) - 1)] * 2
+        out = torch.zeros(self.n_players, self.n_players, dtype=torch.float64)
+        out.index_put_((torch.tensor(rows, dtype=torch.long), torch.tensor(cols, dtype=torch.long)),
+                       torch.tensor(weights, dtype=torch.float64), accumulate=True)
         return out
 
 
@@ -70,11 +76,23 @@ def random_polynomial_game(
     n_triples: int = 6,
     main_scale: float = 2.0,
     seed: int = 0,
+    n_main: int | None = None,
 ) -> PolynomialGame:
-    """Main effects for every player, plus random pairwise and three-way Möbius terms."""
+    """Main effects, plus random pairwise and three-way Möbius terms.
+
+    Args:
+        n_main: how many players have a main effect (chosen at random); None (default): every
+            player, with the same draws as before this option existed.
+    """
     gen = torch.Generator().manual_seed(seed)
     terms: dict[tuple[int, ...], float] = {}
-    for i in range(n_players):
+    if n_main is None:
+        main_players: list[int] = list(range(n_players))
+    else:
+        if not 0 <= n_main <= n_players:
+            raise ValueError(f"n_main must be in [0, {n_players}], got {n_main}.")
+        main_players = sorted(torch.randperm(n_players, generator=gen)[:n_main].tolist())
+    for i in main_players:
         terms[(i,)] = main_scale * float(torch.randn((), generator=gen))
     for order, count in ((2, n_pairs), (3, n_triples)):
         for _ in range(count):
