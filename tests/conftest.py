@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
 from captum_interactions.testing import train_tiny_fusion
+
+
+#: Intra-op threads of every test: 1 by default; ``TEST_TORCH_THREADS=2 make test`` runs the
+#: suite at two (torch 2.13's batched LU solve is wrong on CPU above one thread for ~200+
+#: unknowns, so the estimators must be right at any count).
+TEST_THREADS = int(os.environ.get("TEST_TORCH_THREADS", "1"))
 
 
 @pytest.fixture(autouse=True)
@@ -13,7 +21,7 @@ def _one_intra_op_thread():
     """Test tensors are tiny: intra-op threads only add synchronisation, which gets costly when
     another process holds one of CI's two cores. Restored after each test."""
     previous = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(TEST_THREADS)
     yield
     torch.set_num_threads(previous)
 
