@@ -9,7 +9,6 @@ import torch
 
 from captum_interactions.testing import train_tiny_fusion
 
-
 #: Intra-op threads of every test: 1 by default; ``TEST_TORCH_THREADS=2 make test`` runs the
 #: suite at two (torch 2.13's batched LU solve is wrong on CPU above one thread for ~200+
 #: unknowns, so the estimators must be right at any count).
