@@ -1,5 +1,5 @@
 """The sparse (screened) control variate: its SII against enumeration, exactness on games it
-can represent, unbiasedness, screening, memory, threads."""
+can represent, unbiasedness, screening, memory (threads: test_sii_sampling.py)."""
 
 from __future__ import annotations
 
@@ -164,20 +164,6 @@ def test_size_pools_reach_the_minimum() -> None:
     totals = torch.zeros(int(pools.max()) + 1, dtype=torch.float64).index_add_(
         0, pools[sizes], count[sizes])
     assert bool((totals >= 4).all())
-
-
-def test_same_result_at_any_thread_count() -> None:
-    """The sparse surrogate's systems (~500 unknowns here) are solved by Cholesky, exact at
-    any thread count (the conftest fixture restores the thread count)."""
-    game = random_polynomial_game(40, seed=0)
-    x = torch.ones(1, 40, 1)
-    runs = []
-    for threads in (1, 2):
-        torch.set_num_threads(threads)
-        runs.append(ShapleyInteractionIndex(game).attribute(
-            x, pairs="all", n_samples=4096, seed=0, control_variate="sparse"))
-    torch.testing.assert_close(runs[1], runs[0], rtol=1e-7, atol=1e-9)
-    assert torch.isfinite(runs[0]).all()
 
 
 def test_sparse_needs_pairing() -> None:
